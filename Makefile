@@ -1,0 +1,47 @@
+# customs-stream: the two commands a newcomer needs are `make demo` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup demo test test-pure bench services build clean help
+
+help:
+	@echo "make setup      create .venv, install the project (editable, test extras), build the compiled core, install services"
+	@echo "make demo       run the main job on the embedded defaults (broker, worker, load, summary)"
+	@echo "make test       the whole test suite, compiled core and real services"
+	@echo "make test-pure  the suite on the pure-Python twin (CUSTOMS_STREAM_PUREPYTHON=1)"
+	@echo "make bench      pytest-benchmark suites and the core figures"
+
+setup: $(STAMP) build services
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(STAMP): $(PY) setup.py pyproject.toml
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+# Rebuilds only the extensions whose sources changed (Cython and setuptools compare timestamps).
+build: $(STAMP)
+	$(PY) setup.py --quiet build_ext --inplace
+
+services:
+	@bash scripts/install-services.sh
+
+demo: setup
+	$(VENV)/bin/customs-stream demo
+
+test: setup
+	$(PY) -m pytest
+
+test-pure: setup
+	CUSTOMS_STREAM_PUREPYTHON=1 $(PY) -m pytest
+
+bench: setup
+	$(PY) -m pytest bench --benchmark-only
+	$(VENV)/bin/customs-stream bench core
+
+clean:
+	rm -rf build var *.egg-info stream/**/*.so ext/*.c

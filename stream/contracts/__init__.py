@@ -1,0 +1,1 @@
+"""Message contracts: runtime validation that matches schemas/*.json, and rejection reasons."""

@@ -1,0 +1,38 @@
+"""Stable rejection reason codes of `rejection/1`.
+
+Codes are part of the public contract: never rename one; add new ones at the end. README.md
+("Rejection reasons") is generated from REASONS and a test keeps the two in step.
+"""
+from __future__ import annotations
+
+# code -> what it means (shown to users)
+REASONS: dict[str, str] = {
+    "malformed_json": "the input is not valid JSON (or not UTF-8)",
+    "not_an_object": "the document is not a JSON object",
+    "unknown_schema": "the `schema` field is missing or names no contract this input accepts",
+    "missing_field": "a required field is absent",
+    "wrong_type": "a field has the wrong JSON type (e.g. money as a number instead of a string)",
+    "invalid_number": "a decimal string is malformed, negative, too precise or absurdly large",
+    "out_of_range": "a number is outside its allowed range (e.g. quantity zero or negative)",
+    "invalid_code": "a code (country, currency, HS, BIN/IIN, identifier) has the wrong form",
+    "invalid_date": "a timestamp or date is malformed or impossible (e.g. 2026-02-30)",
+    "empty_lines": "the document has no lines",
+    "too_many_items": "a page or a document has more items or lines than allowed",
+    "unknown_flow": "`flow` is neither `parcel` nor `warehouse`",
+    "unsupported_currency": "no exchange rate is known for this currency",
+    "no_exchange_rate": "no exchange rate on or before the declaration date",
+    "no_rule_set": "no rule set is in force on the declaration date",
+    "no_tariff_rate": "no tariff row matches the line's HS code",
+    "missing_volume": "the tariff charges per litre but the line gives no volume",
+    "value_out_of_range": "an amount exceeds what the system accepts per line (10^13 KZT)",
+    "unknown_sku": "the order names a SKU never received into the warehouse",
+    "insufficient_stock": "not enough goods on hand within the hold time",
+    "conflicting_duplicate": "an id seen before arrives again with different content",
+}
+
+
+def rejection(ref: str | None, reason: str, detail: str) -> dict:
+    """A `rejection/1` document."""
+    if reason not in REASONS:
+        raise ValueError(f"unknown rejection reason {reason!r}")
+    return {"schema": "rejection/1", "ref": ref, "reason": reason, "detail": detail}

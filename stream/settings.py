@@ -1,0 +1,57 @@
+"""Settings, read in one place from documented environment variables.
+
+Every variable has a default that runs the embedded set-up on loopback. The table in README.md
+("Configuration") lists them; tests/test_settings.py keeps the two in step.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DATA_DIR = Path(__file__).parent / "rules" / "data"
+
+# name -> (default, meaning). The single source of truth for documentation and parsing.
+ENVIRONMENT: dict[str, tuple[str, str]] = {
+    "KAFKA_BROKER": ("kafka://127.0.0.1:9092", "Kafka bootstrap URL(s), comma-separated"),
+    "CUSTOMS_TARIFF": (str(DATA_DIR / "tariff.csv"), "tariff CSV (longest-prefix HS rates, excise)"),
+    "CUSTOMS_FX": (str(DATA_DIR / "fx.csv"), "exchange-rate CSV (KZT per unit, by date)"),
+    "CUSTOMS_RULE_SETS": (str(DATA_DIR / "rule_sets.json"), "effective-dated rule sets (parcel regimes, VAT)"),
+    "CUSTOMS_PARTITIONS": ("4", "partitions of goods.inbound and orders (equal: co-partitioned)"),
+    "CUSTOMS_PENDING_HOLD_SECONDS": ("300", "how long an order short of stock waits before rejection"),
+    "CUSTOMS_APP_ID": ("customs-stream", "Faust application id (consumer group, changelog prefix)"),
+    "CUSTOMS_DATA_DIR": ("var", "working directory for table state, local services and logs"),
+    "CUSTOMS_METRICS_PORT": ("9464", "Prometheus metrics port of a worker (0: off)"),
+    "CUSTOMS_WEB_PORT": ("6066", "Faust web port of a worker"),
+    "CLICKHOUSE_URL": ("", "clickhouse://host:port/database for the analytics sink (empty: no sink)"),
+    "CUSTOMS_SINK_BATCH_ROWS": ("50000", "sink: flush a partition's buffer at this many rows"),
+    "CUSTOMS_SINK_MAX_AGE_SECONDS": ("2.0", "sink: flush a buffer at this age"),
+    "CUSTOMS_SINK_MAX_ROWS": ("1000000", "sink: buffered rows at most before backpressure"),
+    "CUSTOMS_STREAM_PUREPYTHON": ("0", "1: run every kernel on its pure-Python twin (read by stream/_backend.py)"),
+}
+
+
+def _env(name: str) -> str:
+    return os.environ.get(name, ENVIRONMENT[name][0])
+
+
+@dataclass(frozen=True)
+class Settings:
+    broker: str = field(default_factory=lambda: _env("KAFKA_BROKER"))
+    tariff_path: Path = field(default_factory=lambda: Path(_env("CUSTOMS_TARIFF")))
+    fx_path: Path = field(default_factory=lambda: Path(_env("CUSTOMS_FX")))
+    rule_sets_path: Path = field(default_factory=lambda: Path(_env("CUSTOMS_RULE_SETS")))
+    partitions: int = field(default_factory=lambda: int(_env("CUSTOMS_PARTITIONS")))
+    pending_hold_seconds: float = field(default_factory=lambda: float(_env("CUSTOMS_PENDING_HOLD_SECONDS")))
+    app_id: str = field(default_factory=lambda: _env("CUSTOMS_APP_ID"))
+    data_dir: Path = field(default_factory=lambda: Path(_env("CUSTOMS_DATA_DIR")))
+    metrics_port: int = field(default_factory=lambda: int(_env("CUSTOMS_METRICS_PORT")))
+    web_port: int = field(default_factory=lambda: int(_env("CUSTOMS_WEB_PORT")))
+    clickhouse_url: str = field(default_factory=lambda: _env("CLICKHOUSE_URL"))
+    sink_batch_rows: int = field(default_factory=lambda: int(_env("CUSTOMS_SINK_BATCH_ROWS")))
+    sink_max_age_seconds: float = field(default_factory=lambda: float(_env("CUSTOMS_SINK_MAX_AGE_SECONDS")))
+    sink_max_rows: int = field(default_factory=lambda: int(_env("CUSTOMS_SINK_MAX_ROWS")))
+
+
+def load() -> Settings:
+    return Settings()
