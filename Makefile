@@ -19,8 +19,10 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
+# Build requirements go into the venv itself so `build` can rebuild extensions in place.
 $(STAMP): $(PY) setup.py pyproject.toml
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet "setuptools>=68" wheel "cython>=3.0" "numpy>=1.26"
+	$(PY) -m pip install --quiet --no-build-isolation -e '.[test]'
 	touch $(STAMP)
 
 # Rebuilds only the extensions whose sources changed (Cython and setuptools compare timestamps).
