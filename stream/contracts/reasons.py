@@ -28,6 +28,7 @@ REASONS: dict[str, str] = {
     "unknown_sku": "the order names a SKU never received into the warehouse",
     "insufficient_stock": "not enough goods on hand within the hold time",
     "conflicting_duplicate": "an id seen before arrives again with different content",
+    "invalid_text": "a text field (description, buyer name, category, marketplace) is empty or too long",
 }
 
 
