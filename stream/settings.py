@@ -27,6 +27,11 @@ ENVIRONMENT: dict[str, tuple[str, str]] = {
     "CUSTOMS_SINK_BATCH_ROWS": ("50000", "sink: flush a partition's buffer at this many rows"),
     "CUSTOMS_SINK_MAX_AGE_SECONDS": ("2.0", "sink: flush a buffer at this age"),
     "CUSTOMS_SINK_MAX_ROWS": ("1000000", "sink: buffered rows at most before backpressure"),
+    "CUSTOMS_SESSION_TIMEOUT_SECONDS": ("60", "worker: Kafka group session timeout (a dead worker's partitions move after it)"),
+    "CUSTOMS_HEARTBEAT_SECONDS": ("3", "worker: Kafka group heartbeat interval"),
+    "CUSTOMS_REBALANCE_TIMEOUT_SECONDS": ("60", "worker: how long a rebalance waits for members to rejoin"),
+    "CUSTOMS_COMMIT_INTERVAL_SECONDS": ("2.8", "worker: how often consumed offsets are committed"),
+    "CUSTOMS_PAGE_BYTES": ("1000000", "largest message (a page) producers and consumers handle, bytes"),
     "CUSTOMS_STREAM_PUREPYTHON": ("0", "1: run every kernel on its pure-Python twin (read by stream/_backend.py)"),
 }
 
@@ -51,6 +56,11 @@ class Settings:
     sink_batch_rows: int = field(default_factory=lambda: int(_env("CUSTOMS_SINK_BATCH_ROWS")))
     sink_max_age_seconds: float = field(default_factory=lambda: float(_env("CUSTOMS_SINK_MAX_AGE_SECONDS")))
     sink_max_rows: int = field(default_factory=lambda: int(_env("CUSTOMS_SINK_MAX_ROWS")))
+    session_timeout_seconds: float = field(default_factory=lambda: float(_env("CUSTOMS_SESSION_TIMEOUT_SECONDS")))
+    heartbeat_seconds: float = field(default_factory=lambda: float(_env("CUSTOMS_HEARTBEAT_SECONDS")))
+    rebalance_timeout_seconds: float = field(default_factory=lambda: float(_env("CUSTOMS_REBALANCE_TIMEOUT_SECONDS")))
+    commit_interval_seconds: float = field(default_factory=lambda: float(_env("CUSTOMS_COMMIT_INTERVAL_SECONDS")))
+    page_bytes: int = field(default_factory=lambda: int(_env("CUSTOMS_PAGE_BYTES")))
 
 
 def load() -> Settings:
