@@ -1,0 +1,348 @@
+"""Goods under customs control: the pure logic of one partition's stock (no Kafka, no Faust).
+
+State changes only through `Stock.apply(record)`. A `Txn` (one page, or one timer tick) reads the
+state, decides, and yields a *record*: the page's effects as one JSON-able dict. The worker writes
+that record to the table's changelog as a single message, so a page is applied entirely or not at
+all, and recovery replays records through the same `apply`. Nothing else mutates the state.
+
+Invariants (checked by tests/test_stock.py):
+- per (warehouse, sku): received - declared = on hand >= 0;
+- a manifest id is counted once, an order id is declared at most once (by id and content digest);
+- an order short of stock waits as pending, is declared when goods arrive, or is rejected
+  (`unknown_sku` / `insufficient_stock`) once it has waited the hold time.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+import orjson
+
+from stream.contracts.reasons import rejection
+from stream.declaration.ids import declaration_id
+
+# statuses of an order id
+DECLARED, REJECTED, PENDING = "D", "R", "P"
+# goods facts a manifest line carries into the warehouse (enrich the order lines at declaration)
+FACT_FIELDS = ("description", "hs_code", "origin", "unit_weight_kg", "unit_volume_l", "category")
+
+
+def digest(doc: dict) -> str:
+    """A short content digest: the same id with other content is a conflicting duplicate."""
+    return hashlib.blake2b(orjson.dumps(doc, option=orjson.OPT_SORT_KEYS), digest_size=8).hexdigest()
+
+
+def _need(order: dict) -> dict[tuple[str, str], int]:
+    """Units the order needs per (warehouse, sku)."""
+    wh = order["warehouse_id"]
+    need: dict[tuple[str, str], int] = {}
+    for line in order["lines"]:
+        key = (wh, line["sku"])
+        need[key] = need.get(key, 0) + line["qty"]
+    return need
+
+
+class Stock:
+    """The state of one partition: stock per (warehouse, sku), goods facts, ids seen, pending orders."""
+
+    def __init__(self) -> None:
+        self.received: dict[tuple[str, str], int] = {}
+        self.declared: dict[tuple[str, str], int] = {}
+        self.facts: dict[tuple[str, str], dict] = {}
+        self.manifests: dict[str, str] = {}          # manifest_id -> digest
+        self.orders: dict[str, tuple[str, str]] = {}  # order_id -> (status, digest)
+        self.pending: dict[str, tuple[float, dict]] = {}  # order_id -> (since, order), FIFO
+        self.offsets: dict[str, int] = {}             # input topic -> last offset applied
+        self.seq = 0
+
+    def on_hand(self, key: tuple[str, str]) -> int:
+        return self.received.get(key, 0) - self.declared.get(key, 0)
+
+    def totals(self) -> dict[str, dict[str, int]]:
+        """Per warehouse: units received, declared, on hand, and the number of SKUs held."""
+        out: dict[str, dict[str, int]] = {}
+        for (wh, sku), received in self.received.items():
+            row = out.setdefault(wh, {"received": 0, "declared": 0, "on_hand": 0, "skus": 0})
+            declared = self.declared.get((wh, sku), 0)
+            row["received"] += received
+            row["declared"] += declared
+            row["on_hand"] += received - declared
+            row["skus"] += 1 if received > declared else 0
+        return out
+
+    def begin(self, now: float) -> "Txn":
+        return Txn(self, now)
+
+    def apply(self, record: dict) -> None:
+        """Apply one record (live, or replayed from the changelog on recovery)."""
+        if record["seq"] <= self.seq:
+            return  # replayed twice: already in
+        for wh, sku, qty in record.get("recv", ()):
+            key = (wh, sku)
+            self.received[key] = self.received.get(key, 0) + qty
+        for wh, sku, facts in record.get("facts", ()):
+            self.facts[(wh, sku)] = facts
+        for wh, sku, qty in record.get("decl", ()):
+            key = (wh, sku)
+            self.declared[key] = self.declared.get(key, 0) + qty
+        self.manifests.update(record.get("m", {}))
+        for order_id, (status, dig) in record.get("o", {}).items():
+            self.orders[order_id] = (status, dig)
+        for order_id in record.get("pdel", ()):
+            self.pending.pop(order_id, None)
+        for order_id, (since, order) in record.get("padd", {}).items():
+            self.pending[order_id] = (since, order)
+        src = record.get("src")
+        if src:
+            self.offsets[src[0]] = max(self.offsets.get(src[0], -1), src[1])
+        for topic, offset in record.get("offsets", {}).items():
+            self.offsets[topic] = max(self.offsets.get(topic, -1), offset)
+        self.seq = record["seq"]
+
+    def applied(self, topic: str, offset: int) -> bool:
+        """Was this input offset applied already (a redelivery after a crash)?"""
+        return offset <= self.offsets.get(topic, -1)
+
+    def snapshot(self) -> dict:
+        """A record that rebuilds this whole state on an empty Stock (for compaction and tests)."""
+        return {
+            "seq": self.seq,
+            "recv": [[wh, sku, q] for (wh, sku), q in self.received.items()],
+            "decl": [[wh, sku, q] for (wh, sku), q in self.declared.items()],
+            "facts": [[wh, sku, f] for (wh, sku), f in self.facts.items()],
+            "m": dict(self.manifests),
+            "o": {k: list(v) for k, v in self.orders.items()},
+            "padd": {k: [since, order] for k, (since, order) in self.pending.items()},
+            "offsets": dict(self.offsets),
+        }
+
+    @classmethod
+    def from_snapshot(cls, snap: dict) -> "Stock":
+        stock = cls()
+        stock.apply(snap)  # a snapshot of an empty state (seq 0) changes nothing
+        return stock
+
+
+@dataclass
+class Candidate:
+    order: dict
+    need: dict[tuple[str, str], int]
+    digest: str
+    from_pending: bool
+
+
+@dataclass
+class Outcome:
+    """What a transaction emits."""
+    declarations: list[dict] = field(default_factory=list)
+    rejections: list[dict] = field(default_factory=list)
+    movements: list[dict] = field(default_factory=list)
+
+
+class Txn:
+    """One page or tick: decisions against the state plus this transaction's own effects."""
+
+    def __init__(self, stock: Stock, now: float) -> None:
+        self.stock = stock
+        self.now = now
+        self.recv: dict[tuple[str, str], int] = {}
+        self.decl: dict[tuple[str, str], int] = {}
+        self.reserved: dict[tuple[str, str], int] = {}
+        self.facts: dict[tuple[str, str], dict] = {}
+        self.m: dict[str, str] = {}
+        self.o: dict[str, list] = {}
+        self.padd: dict[str, list] = {}
+        self.pdel: list[str] = []
+        self.candidates: list[Candidate] = []
+        self.out = Outcome()
+        self.manifest_lines = 0
+        self.order_lines = 0
+
+    # -- reads through this transaction ------------------------------------------------------
+
+    def available(self, key: tuple[str, str]) -> int:
+        s = self.stock
+        return (s.received.get(key, 0) + self.recv.get(key, 0) - s.declared.get(key, 0)
+                - self.decl.get(key, 0) - self.reserved.get(key, 0))
+
+    def _facts(self, key: tuple[str, str]) -> dict | None:
+        found = self.facts.get(key)
+        return found if found is not None else self.stock.facts.get(key)
+
+    def _order_status(self, order_id: str):
+        found = self.o.get(order_id)
+        return found if found is not None else self.stock.orders.get(order_id)
+
+    def reject(self, ref: str | None, reason: str, detail: str) -> None:
+        self.out.rejections.append(rejection(ref, reason, detail))
+
+    # -- inputs ------------------------------------------------------------------------------
+
+    def receive(self, manifest: dict) -> None:
+        """A valid goods-manifest/1: goods enter the customs warehouse (once per manifest id)."""
+        mid = manifest["manifest_id"]
+        dig = digest(manifest)
+        seen = self.m.get(mid) or self.stock.manifests.get(mid)
+        if seen is not None:
+            if seen != dig:
+                self.reject(mid, "conflicting_duplicate",
+                            f"manifest {mid} was received before with different content")
+            return  # a redelivery: counted once
+        self.m[mid] = dig
+        wh = manifest["warehouse_id"]
+        operator_bin = manifest["operator_bin"]
+        for line in manifest["lines"]:
+            key = (wh, line["sku"])
+            self.recv[key] = self.recv.get(key, 0) + line["qty"]
+            facts = {name: line[name] for name in FACT_FIELDS if line.get(name) is not None}
+            facts["operator_bin"] = operator_bin
+            if self._facts(key) != facts:
+                self.facts[key] = facts
+        self.manifest_lines += len(manifest["lines"])
+
+    def order(self, order: dict) -> None:
+        """A valid order/1: a candidate for declaration now, or pending until goods arrive."""
+        oid = order["order_id"]
+        dig = digest(order)
+        seen = self._order_status(oid)
+        if seen is not None:
+            if seen[1] != dig:
+                self.reject(oid, "conflicting_duplicate",
+                            f"order {oid} was received before with different content")
+            return  # a redelivery: declared (or pending, or rejected) once
+        self.order_lines += len(order["lines"])
+        need = _need(order)
+        if self._reserve(need):
+            self.candidates.append(Candidate(order, need, dig, False))
+            self.o[oid] = [PENDING, dig]  # settled below, in this same transaction
+        else:
+            self.o[oid] = [PENDING, dig]
+            self.padd[oid] = [self.now, order]
+
+    def _reserve(self, need: dict[tuple[str, str], int]) -> bool:
+        for key, qty in need.items():
+            if self._facts(key) is None or self.available(key) < qty:
+                return False
+        for key, qty in need.items():
+            self.reserved[key] = self.reserved.get(key, 0) + qty
+        return True
+
+    def retry_pending(self) -> None:
+        """Pending orders (oldest first) that the stock now covers become candidates."""
+        if not self.stock.pending:
+            return
+        for oid, (since, order) in self.stock.pending.items():
+            need = _need(order)
+            if self._reserve(need):
+                self.candidates.append(Candidate(order, need, self.stock.orders[oid][1], True))
+
+    def expire(self, hold_seconds: float) -> None:
+        """Pending orders that waited the hold time (and are not candidates now) are rejected."""
+        chosen = {c.order["order_id"] for c in self.candidates}
+        for oid, (since, order) in self.stock.pending.items():
+            if oid in chosen or self.now - since < hold_seconds:
+                continue
+            missing = [key for key in _need(order) if self._facts(key) is None]
+            if missing:
+                skus = ", ".join(sku for _, sku in missing)
+                self.reject(oid, "unknown_sku", f"never received into {order['warehouse_id']}: {skus} "
+                            f"(waited {self.now - since:.0f} s)")
+            else:
+                short = [f"{sku} (need {qty}, on hand {max(self.available((wh, sku)), 0)})"
+                         for (wh, sku), qty in _need(order).items() if self.available((wh, sku)) < qty]
+                self.reject(oid, "insufficient_stock", "; ".join(short) + f" after {self.now - since:.0f} s")
+            self.o[oid] = [REJECTED, self.stock.orders[oid][1]]
+            self.pdel.append(oid)
+
+    # -- assessment ----------------------------------------------------------------------------
+
+    def requests(self) -> list[dict]:
+        """assessment-request/1 documents for the candidates (lines enriched from the manifests)."""
+        out = []
+        for cand in self.candidates:
+            order = cand.order
+            wh = order["warehouse_id"]
+            lines = []
+            for line in order["lines"]:
+                facts = self._facts((wh, line["sku"]))
+                enriched = {k: v for k, v in facts.items() if k != "operator_bin"}
+                enriched["sku"] = line["sku"]
+                enriched["qty"] = line["qty"]
+                enriched["unit_price"] = line["unit_price"]
+                enriched["currency"] = line["currency"]
+                lines.append(enriched)
+            request = {"schema": "assessment-request/1", "order_id": order["order_id"], "flow": "warehouse",
+                       "ordered_at": order["ordered_at"], "marketplace": order["marketplace"], "lines": lines}
+            if "buyer" in order:
+                request["buyer"] = order["buyer"]
+            out.append(request)
+        return out
+
+    def settle(self, results: list[dict]) -> None:
+        """Take the assessor's answers (same order as `requests()`): declare or reject each."""
+        if len(results) != len(self.candidates):
+            raise ValueError(f"{len(results)} results for {len(self.candidates)} candidates")
+        for cand, result in zip(self.candidates, results):
+            order = cand.order
+            oid = order["order_id"]
+            for key, qty in cand.need.items():
+                self.reserved[key] -= qty
+            if result.get("schema") == "assessment/1":
+                for key, qty in cand.need.items():
+                    self.decl[key] = self.decl.get(key, 0) + qty
+                wh = order["warehouse_id"]
+                declaration = dict(result)
+                declaration["declaration_id"] = declaration_id(oid)
+                declaration["warehouse_id"] = wh
+                declaration["operator_bin"] = self._facts((wh, order["lines"][0]["sku"]))["operator_bin"]
+                self.out.declarations.append(declaration)
+                self.o[oid] = [DECLARED, cand.digest]
+            else:
+                self.out.rejections.append(result)
+                self.o[oid] = [REJECTED, cand.digest]
+            if cand.from_pending:
+                self.pdel.append(oid)
+        self.candidates = []
+
+    # -- result --------------------------------------------------------------------------------
+
+    def record(self, src: tuple[str, int] | None = None) -> dict | None:
+        """The transaction's effects as one record, or None when it changes nothing."""
+        if self.candidates:
+            raise RuntimeError("settle() the candidates before taking the record")
+        if not (self.recv or self.decl or self.facts or self.m or self.o or self.padd or self.pdel):
+            return None
+        record: dict = {"seq": self.stock.seq + 1}
+        if src is not None:
+            record["src"] = list(src)
+        if self.recv:
+            record["recv"] = [[wh, sku, q] for (wh, sku), q in self.recv.items()]
+        if self.facts:
+            record["facts"] = [[wh, sku, f] for (wh, sku), f in self.facts.items()]
+        if self.decl:
+            record["decl"] = [[wh, sku, q] for (wh, sku), q in self.decl.items()]
+        if self.m:
+            record["m"] = self.m
+        if self.o:
+            record["o"] = self.o
+        if self.padd:
+            # an order that arrived and waits: kept unless it was settled in this same transaction
+            record["padd"] = self.padd
+        if self.pdel:
+            record["pdel"] = self.pdel
+        return record
+
+    def movements(self, partition: int, at: str) -> list[dict]:
+        """stock-movement/1 documents: one per (warehouse, sku) this transaction moved, with the
+        quantities moved and the resulting totals (valid after the record is applied)."""
+        s = self.stock
+        out = []
+        for key in dict.fromkeys(list(self.recv) + list(self.decl)):
+            wh, sku = key
+            received = s.received.get(key, 0) + self.recv.get(key, 0)
+            declared = s.declared.get(key, 0) + self.decl.get(key, 0)
+            out.append({"schema": "stock-movement/1", "warehouse_id": wh, "sku": sku, "at": at,
+                        "partition": partition, "seq": s.seq + 1,
+                        "received_qty": self.recv.get(key, 0), "declared_qty": self.decl.get(key, 0),
+                        "received": received, "declared": declared, "on_hand": received - declared})
+        return out

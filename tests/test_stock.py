@@ -1,0 +1,253 @@
+"""The warehouse's pure stock logic: receipts, declarations, pending orders, idempotency, replay."""
+from __future__ import annotations
+
+import orjson
+from hypothesis import given, settings, strategies as st
+
+from stream.declaration.ids import declaration_id
+from stream.warehouse.stock import DECLARED, PENDING, REJECTED, Stock
+
+WH = "KZ-ALA-CW-01"
+BIN = "123456789012"
+
+
+def manifest(mid, *lines, wh=WH):
+    return {"schema": "goods-manifest/1", "manifest_id": mid, "operator_bin": BIN, "warehouse_id": wh,
+            "marketplace": "aliexpress", "arrived_at": "2026-11-20T08:15:00Z",
+            "lines": [{"sku": sku, "description": f"Goods {sku}", "hs_code": "6109100000", "origin": "CN",
+                       "qty": qty, "unit_price": "4.35", "currency": "USD", "unit_weight_kg": "0.180",
+                       "category": "apparel"} for sku, qty in lines]}
+
+
+def order(oid, *lines, wh=WH, currency="USD"):
+    return {"schema": "order/1", "order_id": oid, "marketplace": "aliexpress", "warehouse_id": wh,
+            "ordered_at": "2026-11-21T10:00:00+05:00", "buyer": {"iin": "900101300123", "name": "A"},
+            "lines": [{"sku": sku, "qty": qty, "unit_price": "5.10", "currency": currency} for sku, qty in lines]}
+
+
+def fake_assess(requests):
+    """Stands in for the assessor: rejects currency XXX, otherwise a minimal assessment/1."""
+    out = []
+    for r in requests:
+        if any(line["currency"] == "XXX" for line in r["lines"]):
+            out.append({"schema": "rejection/1", "ref": r["order_id"], "reason": "unsupported_currency",
+                        "detail": "XXX"})
+        else:
+            out.append({"schema": "assessment/1", "order_id": r["order_id"], "flow": r["flow"],
+                        "lines": [{"sku": line["sku"], "hs_code": line["hs_code"]} for line in r["lines"]]})
+    return out
+
+
+class Log:
+    """Runs transactions the way the worker does and keeps every record (the changelog)."""
+
+    def __init__(self):
+        self.stock = Stock()
+        self.records = []
+        self.out = []
+
+    def page(self, docs=(), now=0.0, topic="orders", offset=None, tick_hold=None, requests_seen=None):
+        txn = self.stock.begin(now)
+        for doc in docs:
+            (txn.receive if doc["schema"] == "goods-manifest/1" else txn.order)(doc)
+        if topic == "goods.inbound" or tick_hold is not None:
+            txn.retry_pending()
+        if tick_hold is not None:
+            txn.expire(tick_hold)
+        requests = txn.requests()
+        if requests_seen is not None:
+            requests_seen.extend(requests)
+        txn.settle(fake_assess(requests))
+        movements = txn.movements(0, "2026-11-21T05:00:00Z")
+        record = txn.record(None if offset is None else (topic, offset))
+        if record is not None:
+            record = orjson.loads(orjson.dumps(record))  # what the changelog carries
+            self.stock.apply(record)
+            self.records.append(record)
+        txn.out.movements = movements
+        self.out.append(txn.out)
+        return txn.out
+
+
+def conserved(stock: Stock):
+    for key, received in stock.received.items():
+        assert stock.on_hand(key) >= 0
+        assert received == stock.on_hand(key) + stock.declared.get(key, 0)
+
+
+def test_receive_then_declare_enriches_from_manifest():
+    log = Log()
+    log.page([manifest("M-1", ("AX-1", 10), ("AX-2", 1))], topic="goods.inbound")
+    seen = []
+    out = log.page([order("O-1", ("AX-1", 2), ("AX-1", 1))], requests_seen=seen)
+    assert [d["order_id"] for d in out.declarations] == ["O-1"]
+    decl = out.declarations[0]
+    assert decl["declaration_id"] == declaration_id("O-1")
+    assert decl["warehouse_id"] == WH and decl["operator_bin"] == BIN
+    line = seen[0]["lines"][0]
+    assert seen[0]["schema"] == "assessment-request/1" and seen[0]["flow"] == "warehouse"
+    assert line["description"] == "Goods AX-1" and line["origin"] == "CN" and line["unit_price"] == "5.10"
+    assert line["unit_weight_kg"] == "0.180" and line["category"] == "apparel" and "operator_bin" not in line
+    assert log.stock.on_hand((WH, "AX-1")) == 7 and log.stock.declared[(WH, "AX-1")] == 3
+    assert log.stock.orders["O-1"][0] == DECLARED
+    mv = {m["sku"]: m for m in out.movements}
+    assert mv["AX-1"]["declared_qty"] == 3 and mv["AX-1"]["on_hand"] == 7 and mv["AX-1"]["received"] == 10
+    conserved(log.stock)
+
+
+def test_redelivered_manifest_and_order_change_nothing():
+    log = Log()
+    m = manifest("M-1", ("AX-1", 5))
+    log.page([m, m], topic="goods.inbound")
+    log.page([m], topic="goods.inbound")
+    assert log.stock.received[(WH, "AX-1")] == 5
+    o = order("O-1", ("AX-1", 2))
+    assert len(log.page([o, o]).declarations) == 1
+    again = log.page([o])
+    assert again.declarations == [] and again.rejections == []
+    assert log.stock.declared[(WH, "AX-1")] == 2
+
+
+def test_same_id_other_content_is_conflicting_duplicate():
+    log = Log()
+    log.page([manifest("M-1", ("AX-1", 5))], topic="goods.inbound")
+    out = log.page([manifest("M-1", ("AX-1", 50))], topic="goods.inbound")
+    assert [r["reason"] for r in out.rejections] == ["conflicting_duplicate"]
+    assert log.stock.received[(WH, "AX-1")] == 5
+    log.page([order("O-1", ("AX-1", 1))])
+    out = log.page([order("O-1", ("AX-1", 2))])
+    assert [(r["ref"], r["reason"]) for r in out.rejections] == [("O-1", "conflicting_duplicate")]
+    assert log.stock.declared[(WH, "AX-1")] == 1
+
+
+def test_pending_then_declared_when_goods_arrive():
+    log = Log()
+    out = log.page([order("O-1", ("AX-1", 3))], now=10.0)
+    assert out.declarations == [] and log.stock.pending.keys() == {"O-1"}
+    assert log.stock.orders["O-1"][0] == PENDING
+    log.page([manifest("M-1", ("AX-1", 2))], topic="goods.inbound", now=11.0)
+    assert "O-1" in log.stock.pending  # 2 < 3: still waiting
+    out = log.page([manifest("M-2", ("AX-1", 1))], topic="goods.inbound", now=12.0)
+    assert [d["order_id"] for d in out.declarations] == ["O-1"]
+    assert not log.stock.pending and log.stock.on_hand((WH, "AX-1")) == 0
+    conserved(log.stock)
+
+
+def test_pending_oldest_first_and_never_negative():
+    log = Log()
+    log.page([order("O-1", ("AX-1", 2))], now=1)
+    log.page([order("O-2", ("AX-1", 2))], now=2)
+    out = log.page([manifest("M-1", ("AX-1", 3))], topic="goods.inbound", now=3)
+    assert [d["order_id"] for d in out.declarations] == ["O-1"]
+    assert list(log.stock.pending) == ["O-2"] and log.stock.on_hand((WH, "AX-1")) == 1
+
+
+def test_pending_rejected_after_hold_with_reason():
+    log = Log()
+    log.page([manifest("M-1", ("AX-1", 1))], topic="goods.inbound")
+    log.page([order("O-short", ("AX-1", 5)), order("O-unknown", ("NOPE", 1))], now=100.0)
+    assert log.page(now=150.0, tick_hold=60.0).rejections == []  # not yet
+    out = log.page(now=161.0, tick_hold=60.0)
+    reasons = {r["ref"]: r["reason"] for r in out.rejections}
+    assert reasons == {"O-short": "insufficient_stock", "O-unknown": "unknown_sku"}
+    assert not log.stock.pending and log.stock.orders["O-short"][0] == REJECTED
+    assert log.stock.on_hand((WH, "AX-1")) == 1
+    # a late arrival does not resurrect a rejected order
+    out = log.page([manifest("M-2", ("AX-1", 10))], topic="goods.inbound", now=170.0)
+    assert out.declarations == []
+
+
+def test_tick_declares_pending_covered_before_expiring():
+    log = Log()
+    log.page([order("O-1", ("AX-1", 1))], now=0)
+    # stock arrives in a transaction that does not retry (e.g. the order page was first)
+    log.page([manifest("M-1", ("AX-1", 1))], topic="orders", now=1)
+    out = log.page(now=1000, tick_hold=60)
+    assert [d["order_id"] for d in out.declarations] == ["O-1"] and out.rejections == []
+
+
+def test_assessor_rejection_releases_the_reservation():
+    log = Log()
+    log.page([manifest("M-1", ("AX-1", 2))], topic="goods.inbound")
+    out = log.page([order("O-bad", ("AX-1", 2), currency="XXX"), order("O-good", ("AX-1", 2))])
+    assert [r["reason"] for r in out.rejections] == ["unsupported_currency"]
+    # O-good was decided before O-bad was assessed: it waits, and the next tick declares it
+    assert log.stock.on_hand((WH, "AX-1")) == 2
+    out = log.page(now=1, tick_hold=300)
+    assert [d["order_id"] for d in out.declarations] == ["O-good"]
+    assert log.stock.orders["O-bad"][0] == REJECTED
+
+
+def test_offsets_mark_applied_pages():
+    log = Log()
+    log.page([manifest("M-1", ("AX-1", 2))], topic="goods.inbound", offset=7)
+    assert log.stock.applied("goods.inbound", 7) and not log.stock.applied("goods.inbound", 8)
+    assert not log.stock.applied("orders", 0)
+
+
+def test_empty_transaction_writes_no_record():
+    log = Log()
+    log.page([])
+    assert log.records == []
+
+
+def test_snapshot_round_trip():
+    log = Log()
+    log.page([manifest("M-1", ("AX-1", 2), ("AX-2", 4))], topic="goods.inbound", offset=3)
+    log.page([order("O-1", ("AX-1", 1)), order("O-2", ("AX-3", 1))], offset=9, now=5.0)
+    snap = orjson.loads(orjson.dumps(log.stock.snapshot()))
+    copy = Stock.from_snapshot(snap)
+    assert vars(copy) == vars(log.stock)
+
+
+_skus = st.sampled_from(["S1", "S2", "S3", "S4"])
+_whs = st.sampled_from(["W1", "W2"])
+_lines = st.lists(st.tuples(_skus, st.integers(1, 5)), min_size=1, max_size=3)
+_event = st.one_of(
+    st.tuples(st.just("m"), st.integers(0, 6), _whs, _lines),
+    st.tuples(st.just("o"), st.integers(0, 12), _whs, _lines),
+    st.tuples(st.just("tick"), st.just(0), _whs, st.just([])),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.lists(_event, max_size=6), max_size=12))
+def test_conservation_idempotency_and_replay(pages):
+    """Any interleaving, with redeliveries and id reuse: stock never negative, received = on hand +
+    declared, each order declared at most once, declared units = units of distinct declared orders,
+    and replaying the records on an empty state gives the same state."""
+    log = Log()
+    content = {}
+    for i, page in enumerate(pages):
+        docs = []
+        tick = False
+        for kind, n, wh, lines in page:
+            if kind == "m":
+                docs.append(content.setdefault(("m", n), manifest(f"M-{n}", *lines, wh=wh)))
+            elif kind == "o":
+                docs.append(content.setdefault(("o", n), order(f"O-{n}", *lines, wh=wh)))
+            else:
+                tick = True
+        topic = "goods.inbound" if any(d["schema"] == "goods-manifest/1" for d in docs) else "orders"
+        log.page(docs, now=float(i), topic=topic, tick_hold=5.0 if tick else None)
+        conserved(log.stock)
+    declared_ids = [d["order_id"] for out in log.out for d in out.declarations]
+    assert len(declared_ids) == len(set(declared_ids))
+    units = {}
+    for oid in declared_ids:
+        doc = content[("o", int(oid[2:]))]
+        for line in doc["lines"]:
+            key = (doc["warehouse_id"], line["sku"])
+            units[key] = units.get(key, 0) + line["qty"]
+    assert units == {k: v for k, v in log.stock.declared.items() if v}
+    received = {}
+    for (kind, _), doc in content.items():
+        if kind == "m":
+            for line in doc["lines"]:
+                key = (doc["warehouse_id"], line["sku"])
+                received[key] = received.get(key, 0) + line["qty"]
+    assert received == log.stock.received
+    replayed = Stock()
+    for record in log.records + log.records[:3]:  # replaying a record twice changes nothing
+        replayed.apply(record)
+    assert vars(replayed) == vars(log.stock)
