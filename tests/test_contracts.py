@@ -1,0 +1,520 @@
+"""The runtime validator accepts exactly what schemas/*.json accept (jsonschema as the oracle)."""
+from __future__ import annotations
+
+import copy
+import csv
+import json
+from datetime import date
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from jsonschema import Draft202012Validator, FormatChecker
+from referencing import Registry, Resource
+
+from stream.contracts.reasons import REASONS, rejection
+from stream.contracts.validate import (
+    parse_json_line,
+    ref_of,
+    validate,
+    validate_document,
+    validate_manifest,
+    validate_order,
+    validate_page,
+    validate_request,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+SCHEMA_DIR = ROOT / "schemas"
+SCHEMA_FILES = sorted(SCHEMA_DIR.glob("*.json"))
+EXPECTED_FILES = {
+    "common-1.json", "goods-manifest-1.json", "order-1.json", "page-1.json",
+    "assessment-request-1.json", "assessment-1.json", "rejection-1.json", "declaration-1.json",
+    "tariff-csv.json", "fx-csv.json",
+}
+
+SCHEMAS = {p.name: json.loads(p.read_text(encoding="utf-8")) for p in SCHEMA_FILES}
+REGISTRY = Registry().with_resources(
+    (s["$id"], Resource.from_contents(s)) for s in SCHEMAS.values()
+)
+
+
+def _validator(name: str) -> Draft202012Validator:
+    return Draft202012Validator(SCHEMAS[name], registry=REGISTRY, format_checker=FormatChecker())
+
+
+ORACLE = {
+    "goods-manifest/1": _validator("goods-manifest-1.json"),
+    "order/1": _validator("order-1.json"),
+    "assessment-request/1": _validator("assessment-request-1.json"),
+    "page/1": _validator("page-1.json"),
+}
+RUNTIME = {
+    "goods-manifest/1": validate_manifest,
+    "order/1": validate_order,
+    "assessment-request/1": validate_request,
+    "page/1": validate_page,
+}
+OUTPUT = {name: _validator(name) for name in
+          ("assessment-1.json", "declaration-1.json", "rejection-1.json",
+           "tariff-csv.json", "fx-csv.json")}
+
+
+def oracle(doc: object) -> bool:
+    """What `validate` must answer, according to the schemas."""
+    if not isinstance(doc, dict):
+        return False
+    kind = doc.get("schema")
+    if not isinstance(kind, str) or kind not in ORACLE:
+        return False
+    return ORACLE[kind].is_valid(doc)
+
+
+def check_agrees(kind: str, doc: object) -> None:
+    expected = ORACLE[kind].is_valid(doc)
+    got = RUNTIME[kind](doc)
+    assert (got is None) == expected, (got, [e.message for e in ORACLE[kind].iter_errors(doc)])
+    if got is not None:
+        reason, detail = got
+        assert reason in REASONS and isinstance(detail, str) and detail
+    whole = validate(doc)
+    assert (whole is None) == oracle(doc), whole
+    if whole is not None:
+        assert whole[0] in REASONS
+
+
+# -- the schema files themselves ----------------------------------------------------------------
+
+def test_schema_files_present():
+    assert {p.name for p in SCHEMA_FILES} == EXPECTED_FILES
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED_FILES))
+def test_schema_is_valid_draft_2020_12(name):
+    schema = SCHEMAS[name]
+    assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    assert schema["$id"].endswith("/" + name)
+    Draft202012Validator.check_schema(schema)
+
+
+def test_rejection_reasons_match_reasons_py():
+    assert SCHEMAS["rejection-1.json"]["properties"]["reason"]["enum"] == list(REASONS)
+    for code in REASONS:
+        OUTPUT["rejection-1.json"].validate(rejection("ORD-1", code, "detail"))
+        OUTPUT["rejection-1.json"].validate(rejection(None, code, "detail"))
+    assert not OUTPUT["rejection-1.json"].is_valid(
+        {"schema": "rejection/1", "ref": None, "reason": "no_such_reason", "detail": "x"})
+
+
+# -- the documents of DESIGN.md -----------------------------------------------------------------
+
+MANIFEST = {
+    "schema": "goods-manifest/1", "manifest_id": "M-1", "operator_bin": "123456789012",
+    "warehouse_id": "KZ-ALA-CW-01", "marketplace": "aliexpress",
+    "arrived_at": "2026-11-20T08:15:00Z",
+    "lines": [{"sku": "AX-100500", "description": "Men's cotton T-shirt, knitted",
+               "hs_code": "6109100000", "origin": "CN", "qty": 120, "unit_price": "4.35",
+               "currency": "USD", "unit_weight_kg": "0.180", "category": "apparel"}],
+}
+ORDER = {
+    "schema": "order/1", "order_id": "AX-ORD-778899", "marketplace": "aliexpress",
+    "warehouse_id": "KZ-ALA-CW-01", "ordered_at": "2026-11-21T10:00:00+05:00",
+    "buyer": {"iin": "900101300123", "name": "Aigerim S."},
+    "lines": [{"sku": "AX-100500", "qty": 2, "unit_price": "5.10", "currency": "USD"}],
+}
+REQUEST = {
+    "schema": "assessment-request/1", "order_id": "AX-ORD-778899", "marketplace": "aliexpress",
+    "ordered_at": "2026-11-21T10:00:00+05:00", "flow": "parcel", "declared_at": "2026-11-23",
+    "lines": [{"sku": "AX-100500", "description": "Men's cotton T-shirt, knitted",
+               "hs_code": "6109100000", "origin": "CN", "qty": 2, "unit_price": "5.10",
+               "currency": "USD", "unit_weight_kg": "0.180"}],
+}
+# DESIGN.md's assessment example with its "..." placeholders filled in.
+ASSESSMENT = {
+    "schema": "assessment/1", "order_id": "AX-ORD-778899", "flow": "parcel",
+    "declared_at": "2026-11-23", "rule_set": "eaeu-ecom-2026-07", "currency": "KZT",
+    "fx": {"EUR": "545.10", "USD": "478.25"},
+    "customs_value": "0.00", "duty": "0.00", "excise": "0.00", "vat": "0.00", "total": "0.00",
+    "lines": [{"sku": "AX-100500", "hs_code": "6109100000", "hs_source": "declared",
+               "value": "0.00", "duty": "0.00", "excise": "0.00", "vat": "0.00"}],
+    "flags": [],
+}
+DECLARATION = {**ASSESSMENT, "declaration_id": "D-7f3a9c", "warehouse_id": "KZ-ALA-CW-01",
+               "operator_bin": "123456789012"}
+
+
+@pytest.mark.parametrize("kind,doc", [
+    ("goods-manifest/1", MANIFEST), ("order/1", ORDER), ("assessment-request/1", REQUEST),
+    ("page/1", {"schema": "page/1", "items": [MANIFEST, ORDER]}),
+])
+def test_design_examples_validate(kind, doc):
+    ORACLE[kind].validate(doc)
+    assert RUNTIME[kind](doc) is None
+    assert validate(doc) is None
+
+
+def test_design_output_examples_validate():
+    OUTPUT["assessment-1.json"].validate(ASSESSMENT)
+    OUTPUT["declaration-1.json"].validate(DECLARATION)
+    assert not OUTPUT["declaration-1.json"].is_valid(ASSESSMENT)  # lacks the three ids
+    for key, bad in [("duty", "1.5"), ("duty", "-1.00"), ("total", 0), ("flow", "air"),
+                     ("declared_at", "2026-02-30"), ("currency", "USD")]:
+        assert not OUTPUT["assessment-1.json"].is_valid({**ASSESSMENT, key: bad}), key
+    bad_line = {**ASSESSMENT["lines"][0], "hs_source": "guessed"}
+    assert not OUTPUT["assessment-1.json"].is_valid({**ASSESSMENT, "lines": [bad_line]})
+    assert not OUTPUT["declaration-1.json"].is_valid({**DECLARATION, "operator_bin": "12345"})
+
+
+def test_data_files_match_csv_schemas():
+    checked = 0
+    for path in sorted((ROOT / "stream" / "rules" / "data").glob("*.csv")):
+        with path.open(newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            name = {("date", "currency", "kzt_per_unit"): "fx-csv.json"}.get(
+                tuple(reader.fieldnames or ()),
+                "tariff-csv.json" if (reader.fieldnames or [""])[0] == "code" else None)
+            if name is None:
+                continue
+            rows = list(reader)
+            step = max(1, len(rows) // 200)  # a spread of rows keeps the test fast
+            for row in rows[::step] + rows[-1:]:
+                OUTPUT[name].validate(row)
+                checked += 1
+    assert checked > 0
+
+
+TARIFF_ROW = {"code": "6109", "description": "T-shirts", "ad_valorem_pct": "10",
+              "specific_eur": "", "specific_unit": "", "combine": "", "excise_kzt": "",
+              "excise_unit": ""}
+
+
+@pytest.mark.parametrize("change,ok", [
+    ({}, True),
+    ({"specific_eur": "0.5", "specific_unit": "kg", "combine": "max"}, True),
+    ({"ad_valorem_pct": "", "specific_eur": "2", "specific_unit": "pair"}, True),
+    ({"excise_kzt": "100", "excise_unit": "litre"}, True),
+    ({"specific_eur": "0.5", "specific_unit": "kg"}, False),       # both parts, no combine
+    ({"combine": "sum"}, False),                                   # combine with one part
+    ({"specific_eur": "0.5", "combine": "max"}, False),            # no unit
+    ({"excise_unit": "kg"}, False),
+    ({"code": "6"}, False),
+    ({"code": "61091000001"}, False),
+    ({"specific_unit": "barrel"}, False),
+    ({"ad_valorem_pct": "-5"}, False),
+])
+def test_tariff_row_schema(change, ok):
+    assert OUTPUT["tariff-csv.json"].is_valid({**TARIFF_ROW, **change}) is ok
+
+
+@pytest.mark.parametrize("row,ok", [
+    ({"date": "2026-01-05", "currency": "USD", "kzt_per_unit": "512.34"}, True),
+    ({"date": "2026-01-05", "currency": "USD", "kzt_per_unit": "0.00"}, False),
+    ({"date": "2026-02-30", "currency": "USD", "kzt_per_unit": "512.34"}, False),
+    ({"date": "2026-01-05", "currency": "usd", "kzt_per_unit": "512.34"}, False),
+    ({"date": "2026-01-05", "currency": "USD"}, False),
+])
+def test_fx_row_schema(row, ok):
+    assert OUTPUT["fx-csv.json"].is_valid(row) is ok
+
+
+# -- reason codes ---------------------------------------------------------------------------------
+
+def _with(doc: dict, path: str, value: object) -> dict:
+    """A copy of `doc` with the field at a dotted path (list indexes as numbers) set or deleted."""
+    doc = copy.deepcopy(doc)
+    *parents, last = path.split(".")
+    target = doc
+    for p in parents:
+        target = target[int(p)] if isinstance(target, list) else target[p]
+    key = int(last) if isinstance(target, list) else last
+    if value is DELETE:
+        del target[key]
+    else:
+        target[key] = value
+    return doc
+
+
+DELETE = object()
+
+
+@pytest.mark.parametrize("doc,path,value,reason,where", [
+    (ORDER, "order_id", DELETE, "missing_field", "order_id"),
+    (ORDER, "buyer.iin", DELETE, "missing_field", "buyer.iin"),
+    (ORDER, "lines.0.currency", DELETE, "missing_field", "lines[0].currency"),
+    (ORDER, "lines.0.unit_price", 5.1, "wrong_type", "lines[0].unit_price"),
+    (ORDER, "lines.0.unit_price", "1e400", "invalid_number", "lines[0].unit_price"),
+    (ORDER, "lines.0.unit_price", "-1", "invalid_number", "lines[0].unit_price"),
+    (ORDER, "lines.0.unit_price", "4.", "invalid_number", "lines[0].unit_price"),
+    (ORDER, "lines.0.unit_price", ".5", "invalid_number", "lines[0].unit_price"),
+    (ORDER, "lines.0.unit_price", "1.1234567", "invalid_number", "lines[0].unit_price"),
+    (ORDER, "lines.0.unit_price", "5.10\n", "invalid_number", "lines[0].unit_price"),
+    (ORDER, "lines.0.qty", 0, "out_of_range", "lines[0].qty"),
+    (ORDER, "lines.0.qty", 1000001, "out_of_range", "lines[0].qty"),
+    (ORDER, "lines.0.qty", 10 ** 400, "out_of_range", "lines[0].qty"),
+    (ORDER, "lines.0.qty", True, "wrong_type", "lines[0].qty"),
+    (ORDER, "lines.0.qty", 2.5, "wrong_type", "lines[0].qty"),
+    (ORDER, "lines.0.qty", "2", "wrong_type", "lines[0].qty"),
+    (ORDER, "lines.0.currency", "usd", "invalid_code", "lines[0].currency"),
+    (ORDER, "lines.0.sku", "-AX", "invalid_code", "lines[0].sku"),
+    (ORDER, "buyer.iin", "90010130012", "invalid_code", "buyer.iin"),
+    (ORDER, "buyer.name", "", "invalid_text", "buyer.name"),
+    (ORDER, "buyer", "Aigerim", "wrong_type", "buyer"),
+    (ORDER, "marketplace", "m" * 65, "invalid_text", "marketplace"),
+    (ORDER, "ordered_at", "2026-02-30T10:00:00Z", "invalid_date", "ordered_at"),
+    (ORDER, "ordered_at", "2026-11-21T25:00:00Z", "invalid_date", "ordered_at"),
+    (ORDER, "ordered_at", "2026-11-21T10:00:00", "invalid_date", "ordered_at"),
+    (ORDER, "ordered_at", "0000-01-01T00:00:00Z", "invalid_date", "ordered_at"),
+    (ORDER, "lines", [], "empty_lines", "lines"),
+    (ORDER, "lines", [ORDER["lines"][0]] * 1001, "too_many_items", "lines"),
+    (ORDER, "lines", {}, "wrong_type", "lines"),
+    (ORDER, "lines.0", "AX-100500", "wrong_type", "lines[0]"),
+    (ORDER, "schema", "order/2", "unknown_schema", "schema"),
+    (ORDER, "schema", DELETE, "unknown_schema", "schema"),
+    (MANIFEST, "operator_bin", 123456789012, "wrong_type", "operator_bin"),
+    (MANIFEST, "lines.0.origin", "CHN", "invalid_code", "lines[0].origin"),
+    (MANIFEST, "lines.0.hs_code", "6" * 33, "invalid_code", "lines[0].hs_code"),
+    (MANIFEST, "lines.0.hs_code", 6109100000, "wrong_type", "lines[0].hs_code"),
+    (MANIFEST, "lines.0.description", "", "invalid_text", "lines[0].description"),
+    (MANIFEST, "lines.0.unit_weight_kg", "100000", "invalid_number", "lines[0].unit_weight_kg"),
+    (MANIFEST, "lines.0.unit_volume_l", "1e3", "invalid_number", "lines[0].unit_volume_l"),
+    (MANIFEST, "lines.0.category", None, "wrong_type", "lines[0].category"),
+    (REQUEST, "flow", "air", "unknown_flow", "flow"),
+    (REQUEST, "flow", DELETE, "missing_field", "flow"),
+    (REQUEST, "declared_at", "2025-02-29", "invalid_date", "declared_at"),
+    (REQUEST, "declared_at", "2026-11-23T00:00:00Z", "invalid_date", "declared_at"),
+    (REQUEST, "lines.0.unit_weight_kg", DELETE, "missing_field", "lines[0].unit_weight_kg"),
+])
+def test_reason_codes(doc, path, value, reason, where):
+    bad = _with(doc, path, value)
+    assert not oracle(bad)
+    got = validate(bad)
+    assert got is not None and got[0] == reason, got
+    assert got[1].startswith(where + ":"), got
+
+
+@pytest.mark.parametrize("doc,ok", [
+    (_with(ORDER, "lines.0.qty", 2.0), True),          # JSON Schema: 2.0 is an integer
+    (_with(ORDER, "lines.0.qty", 1000000), True),
+    (_with(ORDER, "lines.0.unit_price", "999999999.999999"), True),
+    (_with(ORDER, "lines.0.unit_price", "1000000000"), False),
+    (_with(ORDER, "ordered_at", "2024-02-29t23:59:59.123456789z"), True),
+    (_with(ORDER, "ordered_at", "2023-02-29T23:59:59Z"), False),
+    (_with(ORDER, "ordered_at", "2026-01-01T00:00:60Z"), False),  # no leap seconds
+    (_with(ORDER, "ordered_at", "2026-01-01T00:00:00+24:00"), False),
+    (_with(ORDER, "ordered_at", "2026-01-01T00:00:00.1234567890Z"), False),
+    (_with(ORDER, "order_id", "A" * 128), True),
+    (_with(ORDER, "order_id", "A" * 129), False),
+    (_with(ORDER, "order_id", "AX-ORD-1\n"), False),
+    (_with(ORDER, "order_id", "ＡＸ"), False),
+    (_with(ORDER, "buyer.iin", "٩٠٠١٠١٣٠٠١٢٣"), False),  # Arabic-Indic digits
+    (_with(ORDER, "lines", [ORDER["lines"][0]] * 1000), True),
+    (_with(ORDER, "x-extension", {"anything": [1, 2]}), True),  # unknown fields are allowed
+    (_with(MANIFEST, "lines.0.hs_code", None), True),
+    (_with(MANIFEST, "lines.0.hs_code", "not a code"), True),  # classified instead
+    (_with(MANIFEST, "lines.0.description", "Футболка мужская"), True),
+    (_with(REQUEST, "declared_at", "2000-02-29"), True),
+    (_with(REQUEST, "declared_at", "1900-02-29"), False),
+])
+def test_boundaries_agree(doc, ok):
+    assert oracle(doc) is ok
+    assert (validate(doc) is None) is ok
+
+
+def test_page_envelope():
+    many = {"schema": "page/1", "items": [{}] * 10000}
+    check_agrees("page/1", many)
+    assert validate(many) is None  # items are validated one by one, not as part of the page
+    assert validate({"schema": "page/1", "items": [{}] * 10001})[0] == "too_many_items"
+    assert validate({"schema": "page/1", "items": []})[0] == "empty_lines"
+    assert validate({"schema": "page/1", "items": [ORDER, 3]}) == (
+        "not_an_object", "items[1]: the item is a JSON number, not an object")
+    assert validate({"schema": "page/1"})[0] == "missing_field"
+    assert validate_document({"schema": "page/1", "items": [ORDER]})[0] == "unknown_schema"
+    assert validate_document(ORDER) is None
+
+
+def test_not_an_object_and_refs():
+    assert validate([ORDER])[0] == "not_an_object"
+    assert validate_order("order/1")[0] == "not_an_object"
+    assert ref_of(ORDER) == "AX-ORD-778899"
+    assert ref_of(MANIFEST) == "M-1"
+    assert ref_of({"order_id": 17}) is None
+    assert ref_of([1]) is None
+
+
+def test_parse_json_line():
+    assert parse_json_line(json.dumps(ORDER).encode()) == ORDER
+    assert parse_json_line(b'{"schema": "order/1"')[0] == "malformed_json"
+    assert parse_json_line(b'{"name": "\xff"}')[0] == "malformed_json"  # not UTF-8
+    assert parse_json_line(b'{"qty": 1e400}')[0] == "malformed_json"
+    assert parse_json_line(b"") [0] == "malformed_json"
+    assert parse_json_line(b"[1, 2]")[0] == "not_an_object"
+    assert parse_json_line(b"null")[0] == "not_an_object"
+    assert parse_json_line(b'{"qty": 2.0}') == {"qty": 2.0}
+
+
+# -- property tests: runtime == oracle on generated documents ------------------------------------
+
+def _rx(pattern: str) -> st.SearchStrategy[str]:
+    return st.from_regex(pattern, fullmatch=True)
+
+
+ids = _rx(r"[A-Za-z0-9][A-Za-z0-9._:/#-]{0,12}")
+bins = _rx(r"[0-9]{12}")
+money = _rx(r"(0|[1-9][0-9]{0,8})(\.[0-9]{1,6})?")
+measure = _rx(r"(0|[1-9][0-9]{0,4})(\.[0-9]{1,6})?")
+currency = st.sampled_from(["USD", "EUR", "CNY", "KZT", "RUB", "TRY"])
+country = st.sampled_from(["CN", "TR", "KR", "US", "DE", "KZ"])
+qty = st.one_of(st.integers(1, 1_000_000), st.sampled_from([1.0, 2.0, 1e6]))
+
+
+@st.composite
+def timestamps(draw) -> str:
+    d = draw(st.dates(min_value=date(1, 1, 1)))
+    clock = "%02d:%02d:%02d" % (draw(st.integers(0, 23)), draw(st.integers(0, 59)),
+                                draw(st.integers(0, 59)))
+    frac = draw(st.one_of(st.just(""), _rx(r"\.[0-9]{1,9}")))
+    off = draw(st.one_of(st.sampled_from(["Z", "z", "+05:00", "-03:30"]),
+                         _rx(r"[+-](0[0-9]|1[0-9]|2[0-3]):[0-5][0-9]")))
+    return f"{d.isoformat()}{draw(st.sampled_from('Tt'))}{clock}{frac}{off}"
+
+
+near_timestamps = _rx(r"[0-2][0-9]{3}-[01][0-9]-[0-3][0-9][Tt][0-2][0-9]:[0-6][0-9]:[0-6][0-9]"
+                      r"(\.[0-9]{1,10})?([Zz]|[+-][0-2][0-9]:[0-6][0-9])")
+near_dates = _rx(r"[0-2][0-9]{3}-[01][0-9]-[0-3][0-9]")
+texts = st.text(min_size=1, max_size=20)
+
+buyer = st.fixed_dictionaries({"iin": bins, "name": texts})
+goods = {"description": texts, "origin": country, "unit_weight_kg": measure}
+goods_optional = {"hs_code": st.one_of(st.none(), _rx(r"[0-9]{4,10}"), st.text(max_size=32)),
+                  "unit_volume_l": measure, "category": st.text(min_size=1, max_size=100)}
+order_line = {"sku": ids, "qty": qty, "unit_price": money, "currency": currency}
+extra = {"x-note": st.text(max_size=5)}
+
+manifests = st.fixed_dictionaries({
+    "schema": st.just("goods-manifest/1"), "manifest_id": ids, "operator_bin": bins,
+    "warehouse_id": ids, "marketplace": st.text(min_size=1, max_size=64),
+    "arrived_at": timestamps(),
+    "lines": st.lists(st.fixed_dictionaries({**order_line, **goods}, optional=goods_optional),
+                      min_size=1, max_size=3),
+}, optional=extra)
+orders = st.fixed_dictionaries({
+    "schema": st.just("order/1"), "order_id": ids, "marketplace": st.text(min_size=1, max_size=64),
+    "warehouse_id": ids, "ordered_at": timestamps(), "buyer": buyer,
+    "lines": st.lists(st.fixed_dictionaries(order_line, optional=extra), min_size=1, max_size=3),
+}, optional=extra)
+requests = st.fixed_dictionaries({
+    "schema": st.just("assessment-request/1"), "order_id": ids, "ordered_at": timestamps(),
+    "flow": st.sampled_from(["parcel", "warehouse"]),
+    "lines": st.lists(st.fixed_dictionaries({**order_line, **goods}, optional=goods_optional),
+                      min_size=1, max_size=3),
+}, optional={"marketplace": st.text(min_size=1, max_size=64), "buyer": buyer,
+             "declared_at": st.dates(min_value=date(1, 1, 1)).map(date.isoformat), **extra})
+pages = st.fixed_dictionaries({
+    "schema": st.just("page/1"),
+    "items": st.lists(st.one_of(orders, manifests, st.dictionaries(st.text(max_size=3),
+                                                                   st.integers())),
+                      min_size=1, max_size=3),
+})
+
+BOUNDARY_STRINGS = [
+    "", " ", "0", "00", "01", "1.", ".5", "-1", "+1", "1e400", "1E5", "4.35", "0.000001",
+    "1.1234567", "123456789", "1234567890", "99999", "100000", "99999.999999", "NaN", "Infinity",
+    "A", "USD", "usd", "US", "KZ", "K", "KZT ", "123456789012", "12345678901", "1234567890123",
+    "１２３", "٣", "é", "\n", "M-1\n", "M-1\r", "\x00", "x" * 32, "x" * 33, "m" * 64, "m" * 65,
+    "A" * 128, "A" * 129, "d" * 1000, "d" * 1001, "c" * 100, "c" * 101, "n" * 200, "n" * 201,
+    "parcel", "warehouse", "Parcel", "PARCEL", "order/1", "goods-manifest/1",
+    "assessment-request/1", "page/1", "order/2",
+    "2026-02-29", "2024-02-29", "2026-02-30", "2026-13-01", "0000-01-01", "2026-1-01",
+    "2026-01-01T00:00:00Z", "2026-01-01T24:00:00Z", "2026-01-01T23:59:60Z",
+    "2026-01-01t00:00:00z", "2026-01-01T00:00:00+24:00", "2026-01-01T00:00:00+05:60",
+    "2026-01-01T00:00:00.1234567890Z", "2024-02-29T12:00:00.123456789-03:30",
+    "1900-02-29T00:00:00Z", "2000-02-29T00:00:00Z", "2026-01-01 00:00:00Z",
+    "2026-01-01T00:00:00Z\n", "2026-11-23\n",
+]
+nasty = st.one_of(
+    st.sampled_from(BOUNDARY_STRINGS),
+    st.sampled_from([0, 1, -1, 2, 1_000_000, 1_000_001, 2 ** 63, 10 ** 400, -(10 ** 30)]),
+    st.sampled_from([0.0, 1.0, 2.0, 2.5, 4.35, 1e6, 1000001.0, -1.0, 1e300,
+                     float("inf"), float("-inf"), float("nan")]),
+    st.floats(),
+    st.booleans(),
+    st.none(),
+    st.sampled_from([[], {}, [{}], {"iin": "123456789012"}]),
+    st.text(max_size=6),
+    money, measure, ids, near_timestamps, near_dates,
+)
+
+
+def _slots(doc: object, out: list) -> list:
+    """Every (container, key) in a document, depth first."""
+    if isinstance(doc, dict):
+        for k, v in doc.items():
+            out.append((doc, k))
+            _slots(v, out)
+    elif isinstance(doc, list):
+        for i, v in enumerate(doc):
+            out.append((doc, i))
+            _slots(v, out)
+    return out
+
+
+def _perturb(s: str, data) -> str:
+    op = data.draw(st.sampled_from(["newline", "space", "char", "cut", "double", "case"]))
+    if op == "newline":
+        return s + "\n"
+    if op == "space":
+        return " " + s
+    if op == "char":
+        i = data.draw(st.integers(0, len(s)))
+        return s[:i] + data.draw(st.characters()) + s[i:]
+    if op == "cut":
+        return s[:-1]
+    if op == "double":
+        return s + s
+    return s.swapcase()
+
+
+def _mutate(doc: dict, data) -> dict:
+    doc = copy.deepcopy(doc)
+    for _ in range(data.draw(st.integers(0, 3))):
+        slots = _slots(doc, [])
+        if not slots:
+            break
+        container, key = data.draw(st.sampled_from(slots))
+        op = data.draw(st.sampled_from(["delete", "replace", "replace", "perturb"]))
+        if op == "delete":
+            del container[key]
+        elif op == "perturb" and isinstance(container[key], str):
+            container[key] = _perturb(container[key], data)
+        else:
+            container[key] = copy.deepcopy(data.draw(nasty))
+    return doc
+
+
+FAST = settings(max_examples=150, deadline=None,
+                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+
+@pytest.mark.parametrize("kind,strategy", [
+    ("goods-manifest/1", manifests), ("order/1", orders), ("assessment-request/1", requests),
+    ("page/1", pages),
+])
+@FAST
+@given(data=st.data())
+def test_runtime_agrees_with_schema(kind, strategy, data):
+    doc = data.draw(strategy)
+    check_agrees(kind, doc)
+    assert ORACLE[kind].is_valid(doc)  # the generators make valid documents
+    check_agrees(kind, _mutate(doc, data))
+
+
+@FAST
+@given(data=st.data())
+def test_runtime_agrees_on_crossed_kinds(data):
+    """A document of one kind renamed to another (or to nothing) is judged alike."""
+    doc = data.draw(st.one_of(manifests, orders, requests))
+    doc["schema"] = data.draw(st.sampled_from(list(ORACLE) + ["rejection/1"]))
+    for kind in ORACLE:
+        check_agrees(kind, doc)
