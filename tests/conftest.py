@@ -1,3 +1,3 @@
 """Shared fixtures. Service fixtures live in tests/fixtures/ and are registered here."""
 
-pytest_plugins: list[str] = ["tests.fixtures.broker"]
+pytest_plugins: list[str] = ["tests.fixtures.broker", "tests.fixtures.clickhouse"]

@@ -146,13 +146,28 @@ def _declaration_rows(docs: list[dict], partition: int):
     return {"declarations": decl, "declaration_lines": lines}
 
 
+def _movements(doc: dict, partition: int):
+    """(movement_id, kind, qty) of one movement document. Two shapes are accepted:
+    {movement_id, kind, qty, ...} (one movement), and the worker's `stock-movement/1`
+    {partition, seq, received_qty, declared_qty, ...} (what one stock transaction moved for one
+    warehouse and sku), whose id is derived from partition, transaction seq, warehouse and sku."""
+    if "movement_id" in doc:
+        yield doc["movement_id"], doc["kind"], int(doc["qty"])
+        return
+    base = f"p{doc.get('partition', partition)}-s{doc['seq']}-{doc['warehouse_id']}-{doc['sku']}"
+    for kind in ("received", "declared", "returned"):
+        qty = int(doc.get(f"{kind}_qty") or 0)
+        if qty:
+            yield f"{base}-{kind}", kind, qty
+
+
 def _movement_rows(docs: list[dict], partition: int):
     cols = [[] for _ in TABLE_COLUMNS["stock_movements"]]
     for doc in docs:
-        for column, value in zip(cols, (
-                doc["movement_id"], doc["warehouse_id"], doc["sku"], doc["kind"], int(doc["qty"]),
-                to_epoch(doc["at"]), str(doc.get("ref") or ""), partition)):
-            column.append(value)
+        warehouse_id, sku, at, ref = doc["warehouse_id"], doc["sku"], to_epoch(doc["at"]), str(doc.get("ref") or "")
+        for movement_id, kind, qty in _movements(doc, partition):
+            for column, value in zip(cols, (movement_id, warehouse_id, sku, kind, qty, at, ref, partition)):
+                column.append(value)
     return {"stock_movements": cols}
 
 
