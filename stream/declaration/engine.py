@@ -32,6 +32,7 @@ _OFFSET = re.compile(r"([+-])([0-9]{2}):([0-9]{2})$")
 _HS_CODE = re.compile(r"^[0-9]{4,10}$")
 _RESERVED_CHAPTERS = frozenset({"00", "77", "98", "99"})
 LOW_CONFIDENCE_FLAG = "low_confidence_classification"
+STATUS_NO_TARIFF_RATE = 100  # engine-level line status, beside the kernel's
 
 
 class Rejected(Exception):
@@ -125,7 +126,10 @@ class Assessor:
         fx = self.rules.fx
         flow = doc["flow"]
         declared_text = doc.get("declared_at")
-        declared_at = dt.date.fromisoformat(declared_text) if declared_text else declared_date(doc["ordered_at"])
+        try:
+            declared_at = dt.date.fromisoformat(declared_text) if declared_text else declared_date(doc["ordered_at"])
+        except (ValueError, OverflowError):  # RFC 3339 allows years Python's calendar does not (0000, 9999+5h)
+            raise Rejected("invalid_date", f"declaration date out of range: {declared_text or doc['ordered_at']!r}")
         rule_set = self.rules.rule_sets.in_force(flow, declared_at)
         if rule_set is None:
             raise Rejected("no_rule_set", f"no {flow} rule set is in force on {declared_at.isoformat()}")
@@ -168,9 +172,9 @@ class Assessor:
         tariff = self.rules.tariff
         rows = np.fromiter((self._tariff_row(code) for code in columns.hs_code), dtype=np.int64,
                            count=len(columns.hs_code))
-        if len(rows) and rows.min() < 0:  # a classifier code outside the tariff: the tariff file is incomplete
-            missing = {columns.hs_code[i] for i in np.flatnonzero(rows < 0).tolist()}
-            raise LookupError(f"the tariff has no row for HS codes {sorted(missing)}")
+        # A user's tariff may lack the chapter of a classified code: those orders are rejected below.
+        no_rate = rows < 0
+        rows[no_rate] = 0
         qty = np.array(columns.qty, dtype=np.int64)
         price6 = np.array(columns.price6, dtype=np.int64)
         fx6 = np.array(columns.fx6, dtype=np.int64)
@@ -213,6 +217,7 @@ class Assessor:
             value[pick] = parcel_value
             duty[pick], vat[pick] = out.line_duty, out.line_vat
             order_status = {o.index: int(s) for o, s in zip(parcels, out.status.tolist())}
+        line_status[no_rate & is_warehouse] = STATUS_NO_TARIFF_RATE  # parcels are charged on value and weight alone
 
         value_l, duty_l, excise_l, vat_l, status_l = (a.tolist() for a in (value, duty, excise, vat, line_status))
         for order in orders:
@@ -226,6 +231,9 @@ class Assessor:
         doc = order.doc
         bad = next((i for i in range(start, stop) if status[i] != STATUS_OK), None)
         if bad is not None or order_status != STATUS_OK:
+            if bad is not None and status[bad] == STATUS_NO_TARIFF_RATE:
+                return rejection(doc["order_id"], "no_tariff_rate",
+                                 f"lines[{bad - start}]: no tariff row matches HS {columns.hs_code[bad]}")
             if bad is not None and status[bad] == STATUS_MISSING_VOLUME:
                 return rejection(doc["order_id"], "missing_volume",
                                  f"lines[{bad - start}]: HS {columns.hs_code[bad]} is charged per litre; "
