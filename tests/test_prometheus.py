@@ -1,0 +1,146 @@
+"""A real Prometheus (Debian's `prometheus` package) scrapes our metrics endpoint, and its HTTP API
+returns the figures the process recorded.
+
+The scraped process is a separate Python process serving stream.metrics on a free loopback port,
+with figures recorded through the same module functions the worker calls.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import urllib.parse
+import urllib.request
+
+import pytest
+
+from stream.analytics.server import free_port
+
+pytestmark = [pytest.mark.prometheus, pytest.mark.slow]
+
+PROMETHEUS = shutil.which("prometheus") or ("/usr/bin/prometheus" if os.access("/usr/bin/prometheus", os.X_OK) else None)
+
+EXPORTER = textwrap.dedent("""
+    import sys, time
+    from stream import metrics
+    metrics.record_ingested("manifest", 1200)
+    metrics.record_ingested("order", 345)
+    metrics.record_declarations("KZ-ALA-CW-01", 17, duty_tiyn=1234567, excise_tiyn=0, vat_tiyn=2000001)
+    metrics.record_declarations("KZ-AST-CW-02", 3, duty_tiyn=1, excise_tiyn=50000, vat_tiyn=99)
+    metrics.record_rejections("insufficient_stock", 4)
+    metrics.set_stock("KZ-ALA-CW-01", 855, 40912345)
+    metrics.set_pending(6)
+    metrics.observe_batch("assess", 0.02)
+    metrics.set_lag("orders", 1, 250)
+    metrics.observe_sink(777, 0.05)
+    metrics.start_server(int(sys.argv[1]), addr="127.0.0.1")
+    print("serving", flush=True)
+    while True:
+        time.sleep(1)
+""")
+
+
+def stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+
+
+@pytest.fixture
+def exporter():
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-c", EXPORTER, str(port)], stdout=subprocess.PIPE,
+                               stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert process.stdout.readline().strip() == "serving"
+        yield f"127.0.0.1:{port}"
+    finally:
+        stop(process)
+        process.stdout.close()
+
+
+@pytest.fixture
+def prometheus(tmp_path, exporter):
+    if PROMETHEUS is None:
+        pytest.skip("prometheus not installed (Debian: apt-get install prometheus; `make setup`)")
+    port = free_port()
+    config = tmp_path / "prometheus.yml"
+    config.write_text(textwrap.dedent(f"""
+        global:
+          scrape_interval: 1s
+          evaluation_interval: 1s
+        scrape_configs:
+          - job_name: customs-stream
+            static_configs:
+              - targets: ["{exporter}"]
+    """))
+    log = open(tmp_path / "prometheus.log", "wb")
+    process = subprocess.Popen(
+        [PROMETHEUS, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+         f"--web.listen-address=127.0.0.1:{port}", "--storage.tsdb.retention.time=1h"],
+        stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=tmp_path)
+    log.close()
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError((tmp_path / "prometheus.log").read_text(errors="replace")[-2000:])
+            try:
+                if urllib.request.urlopen(f"{base}/-/ready", timeout=2).status == 200:
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError("prometheus not ready")
+            time.sleep(0.2)
+        yield base
+    finally:
+        stop(process)
+
+
+def query(base: str, promql: str) -> list[dict]:
+    url = f"{base}/api/v1/query?" + urllib.parse.urlencode({"query": promql})
+    with urllib.request.urlopen(url, timeout=5) as response:
+        payload = json.load(response)
+    assert payload["status"] == "success", payload
+    return payload["data"]["result"]
+
+
+def wait_for(base: str, promql: str, timeout: float = 30.0) -> list[dict]:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = query(base, promql)
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no result for {promql}")
+        time.sleep(0.3)
+
+
+def test_prometheus_scrapes_and_returns_the_figures(prometheus):
+    up = wait_for(prometheus, 'up{job="customs-stream"} == 1')
+    assert up[0]["value"][1] == "1"
+    duty = wait_for(prometheus, 'customs_liabilities_kzt_total{tax="duty"}')
+    assert {r["metric"]["warehouse_id"]: r["value"][1] for r in duty} == {"KZ-ALA-CW-01": "12345.67", "KZ-AST-CW-02": "0.01"}
+    vat = query(prometheus, 'sum(customs_liabilities_kzt_total{tax="vat"})')
+    assert vat[0]["value"][1] == "20001"  # 20000.01 + 0.99
+    assert query(prometheus, "sum(customs_declarations_total)")[0]["value"][1] == "20"
+    assert query(prometheus, 'customs_ingested_lines_total{kind="manifest"}')[0]["value"][1] == "1200"
+    assert query(prometheus, 'customs_rejections_total{reason="insufficient_stock"}')[0]["value"][1] == "4"
+    stock = query(prometheus, 'customs_stock_value_kzt{warehouse_id="KZ-ALA-CW-01"}')
+    assert stock[0]["value"][1] == "409123.45"
+    assert query(prometheus, "customs_stock_units")[0]["value"][1] == "855"
+    assert query(prometheus, "customs_pending_orders")[0]["value"][1] == "6"
+    assert query(prometheus, 'customs_consumer_lag{topic="orders",partition="1"}')[0]["value"][1] == "250"
+    assert query(prometheus, "customs_sink_queue_rows")[0]["value"][1] == "777"
+    assert query(prometheus, 'customs_batch_seconds_count{stage="assess"}')[0]["value"][1] == "1"
