@@ -29,7 +29,7 @@ ENVIRONMENT: dict[str, tuple[str, str]] = {
     "CUSTOMS_SINK_MAX_ROWS": ("1000000", "sink: buffered rows at most before backpressure"),
     "CUSTOMS_SESSION_TIMEOUT_SECONDS": ("60", "worker: Kafka group session timeout (a dead worker's partitions move after it)"),
     "CUSTOMS_HEARTBEAT_SECONDS": ("3", "worker: Kafka group heartbeat interval"),
-    "CUSTOMS_REBALANCE_TIMEOUT_SECONDS": ("60", "worker: how long a rebalance waits for members to rejoin"),
+    "CUSTOMS_REBALANCE_TIMEOUT_SECONDS": ("10", "worker: how long a rebalance waits for members to (re)join (Tansu waits it out on every join)"),
     "CUSTOMS_COMMIT_INTERVAL_SECONDS": ("2.8", "worker: how often consumed offsets are committed"),
     "CUSTOMS_PAGE_BYTES": ("1000000", "largest message (a page) producers and consumers handle, bytes"),
     "CUSTOMS_STREAM_PUREPYTHON": ("0", "1: run every kernel on its pure-Python twin (read by stream/_backend.py)"),
