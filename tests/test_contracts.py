@@ -447,6 +447,74 @@ nasty = st.one_of(
 )
 
 
+def _parts(*choices: list) -> st.SearchStrategy[str]:
+    """Strings glued from one boundary choice per part."""
+    return st.tuples(*(st.sampled_from(c) for c in choices)).map("".join)
+
+
+def _one_off(*parts: tuple[list, list]) -> st.SearchStrategy[str]:
+    """A valid string with at most one part swapped for a boundary value (valid or not)."""
+    @st.composite
+    def build(draw) -> str:
+        broken = draw(st.integers(0, len(parts)))  # len(parts): nothing broken
+        return "".join(draw(st.sampled_from(bad if i == broken else good))
+                       for i, (good, bad) in enumerate(parts))
+    return build()
+
+
+DECIMAL_PARTS = (
+    ([""], ["-", "+", " ", "0"]),
+    (["0", "1", "7", "99999", "999999999"], ["00", "01", "100000", "1000000000", ""]),
+    (["", ".5", ".123456"], [".", ".05", ".1234567", ".123456789"]),
+    ([""], ["e5", "\n", " ", "E-2"]))
+near_decimal = _one_off(*DECIMAL_PARTS)
+STAMP_PARTS = (
+    (["2026", "2024", "2000", "0001", "9999"], ["0000", "1900", "26", "20266"]), (["-"], ["/"]),
+    (["01", "02", "12"], ["00", "13", "1", "19"]), (["-"], [""]),
+    (["01", "28", "29"], ["30", "31", "00", "32"]),
+    (["T", "t"], [" ", "_"]), (["00", "23"], ["24", "29", "2"]), ([":"], [""]),
+    (["00", "59"], ["60", "99"]), ([":"], ["-"]), (["00", "59"], ["60", "61"]),
+    (["", ".1", ".123456789"], [".1234567890", ".", ".x"]),
+    (["Z", "z", "+05:00", "-23:59"], ["+24:00", "+05:60", "", "+0500", "Z\n", "UTC"]))
+near_stamp = _one_off(*STAMP_PARTS)
+DAY_PARTS = (
+    (["2026", "2024", "2000"], ["0000", "1900", "226"]), (["-"], ["/"]),
+    (["01", "02", "12"], ["00", "13"]), (["-"], ["-"]), (["01", "28", "29"], ["30", "31", "00"]),
+    ([""], ["\n", "T00:00:00Z", " "]))
+near_day = _one_off(*DAY_PARTS)
+
+
+def _single_defects(parts) -> list[str]:
+    """Every string with exactly one part swapped, the others cycling through good values."""
+    out = set()
+    width = max(len(good) for good, _ in parts)
+    for i, (_, bad) in enumerate(parts):
+        for b in bad:
+            for k in range(width):
+                out.add("".join(b if j == i else good[k % len(good)]
+                                for j, (good, _) in enumerate(parts)))
+    return sorted(out)
+
+
+near_qty = st.one_of(st.sampled_from([0, 1, 1_000_000, 1_000_001, -1, True, False, 1.0, 2.0,
+                                      2.5, 0.0, 1e6, 1000001.0, "1", None]),
+                     st.integers(), st.floats())
+NEAR = {
+    "unit_price": near_decimal, "unit_weight_kg": near_decimal, "unit_volume_l": near_decimal,
+    "qty": near_qty, "arrived_at": near_stamp, "ordered_at": near_stamp, "declared_at": near_day,
+    "iin": _rx(r"[0-9]{11,13}"), "operator_bin": _rx(r"[0-9]{11,13}"),
+    "currency": _rx(r"[A-Za-z]{2,4}"), "origin": _rx(r"[A-Za-z]{1,3}"),
+    "sku": _rx(r"[-A-Za-z0-9._:/# \n]{0,130}"), "order_id": _rx(r"[-A-Za-z0-9._:/# \n]{0,130}"),
+    "manifest_id": _rx(r"[-A-Za-z0-9._:/#]{127,130}"), "warehouse_id": _rx(r"[-. A-Z0-9]{0,3}"),
+    "hs_code": st.one_of(st.none(), st.text(min_size=30, max_size=34), st.integers()),
+    "description": st.sampled_from(["", "d" * 999, "é" * 1000, "d" * 1001]),
+    "category": st.sampled_from(["", "c" * 99, "ç" * 100, "c" * 101]),
+    "name": st.sampled_from(["", "n" * 199, "Ñ" * 200, "n" * 201]),
+    "marketplace": st.sampled_from(["", "m" * 63, "м" * 64, "m" * 65]),
+    "flow": st.sampled_from(["parcel", "warehouse", "Parcel", "parcel\n", "", None, 1]),
+}
+
+
 def _slots(doc: object, out: list) -> list:
     """Every (container, key) in a document, depth first."""
     if isinstance(doc, dict):
@@ -478,16 +546,19 @@ def _perturb(s: str, data) -> str:
 
 def _mutate(doc: dict, data) -> dict:
     doc = copy.deepcopy(doc)
-    for _ in range(data.draw(st.integers(0, 3))):
-        slots = _slots(doc, [])
+    for _ in range(data.draw(st.integers(1, 3))):
+        # `schema` itself is varied by test_runtime_agrees_on_crossed_kinds
+        slots = [(c, k) for c, k in _slots(doc, []) if not (c is doc and k == "schema")]
         if not slots:
             break
         container, key = data.draw(st.sampled_from(slots))
-        op = data.draw(st.sampled_from(["delete", "replace", "replace", "perturb"]))
+        op = data.draw(st.sampled_from(["near"] * 4 + ["perturb"] * 2 + ["nasty", "delete"]))
         if op == "delete":
             del container[key]
         elif op == "perturb" and isinstance(container[key], str):
             container[key] = _perturb(container[key], data)
+        elif op == "near" and key in NEAR:
+            container[key] = data.draw(NEAR[key])
         else:
             container[key] = copy.deepcopy(data.draw(nasty))
     return doc
@@ -518,3 +589,35 @@ def test_runtime_agrees_on_crossed_kinds(data):
     doc["schema"] = data.draw(st.sampled_from(list(ORACLE) + ["rejection/1"]))
     for kind in ORACLE:
         check_agrees(kind, doc)
+
+
+FIELD_SITES = [  # (example document, path of a field); NEAR has boundary values for each
+    (ORDER, "lines.0.unit_price"), (ORDER, "lines.0.qty"), (ORDER, "ordered_at"),
+    (ORDER, "buyer.iin"), (ORDER, "buyer.name"), (ORDER, "lines.0.currency"),
+    (ORDER, "lines.0.sku"), (ORDER, "order_id"), (ORDER, "warehouse_id"), (ORDER, "marketplace"),
+    (MANIFEST, "operator_bin"), (MANIFEST, "arrived_at"), (MANIFEST, "manifest_id"),
+    (MANIFEST, "lines.0.unit_weight_kg"), (MANIFEST, "lines.0.unit_volume_l"),
+    (MANIFEST, "lines.0.origin"), (MANIFEST, "lines.0.hs_code"), (MANIFEST, "lines.0.category"),
+    (MANIFEST, "lines.0.description"), (REQUEST, "declared_at"), (REQUEST, "flow"),
+]
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(site=st.sampled_from(FIELD_SITES), data=st.data())
+def test_runtime_agrees_field_by_field(site, data):
+    """One field of a valid document set to a boundary value: accepted iff the schema does."""
+    doc, path = site
+    doc = _with(doc, path, data.draw(NEAR[path.rsplit(".", 1)[-1]]))
+    check_agrees(doc["schema"], doc)
+
+
+@pytest.mark.parametrize("path,parts", [
+    ("lines.0.unit_price", DECIMAL_PARTS), ("ordered_at", STAMP_PARTS),
+])
+def test_single_defects_agree(path, parts):
+    for value in _single_defects(parts):
+        check_agrees("order/1", _with(ORDER, path, value))
+    for value in _single_defects(DAY_PARTS):
+        check_agrees("assessment-request/1", _with(REQUEST, "declared_at", value))
+    for value in _single_defects(DECIMAL_PARTS):
+        check_agrees("goods-manifest/1", _with(MANIFEST, "lines.0.unit_weight_kg", value))
