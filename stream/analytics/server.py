@@ -176,6 +176,8 @@ class LocalClickHouse:
                 raise RuntimeError(
                     f"clickhouse-server exited with code {self.process.returncode}:\n{self.log_tail()}")
             try:
+                with socket.create_connection((HOST, self.port), timeout=1):
+                    pass  # listening: now ask (the driver logs a traceback per refused connection)
                 self.query("SELECT 1", database="default")
                 return
             except Exception as error:  # not listening yet

@@ -72,6 +72,11 @@ class SinkError(RuntimeError):
 def to_tiyn(amount) -> int:
     """Exact KZT amount ("123.45", Decimal) -> integer tiyn. Floats are refused."""
     if isinstance(amount, str):
+        if len(amount) > 3 and amount[-3] == "." and amount[-2:].isdigit():  # "123.45": the contract's form
+            try:
+                return int(amount[:-3] + amount[-2:]) if amount[-4:-3].isdigit() else _bad(amount)
+            except ValueError:
+                pass  # e.g. "1_0.00", "1.2.34": the general parser names the problem
         text = amount.strip()
         negative = text.startswith("-")
         if negative or text.startswith("+"):
@@ -93,6 +98,10 @@ def to_tiyn(amount) -> int:
     if isinstance(amount, bool) or not isinstance(amount, int):
         raise TypeError(f"money must be a decimal string or Decimal, not {type(amount).__name__}")
     return amount * 100
+
+
+def _bad(amount):
+    raise ValueError(f"not a decimal amount: {amount!r}")
 
 
 _dates: dict[str, date] = {}
@@ -121,8 +130,8 @@ def to_epoch(value) -> int:
 
 
 def _declaration_rows(docs: list[dict], partition: int):
-    decl = [[] for _ in TABLE_COLUMNS["declarations"]]
-    lines = [[] for _ in TABLE_COLUMNS["declaration_lines"]]
+    decl = []
+    lines = []
     for doc in docs:
         declaration_id = doc["declaration_id"]
         order_id = doc["order_id"]
@@ -131,18 +140,16 @@ def _declaration_rows(docs: list[dict], partition: int):
         doc_lines = doc.get("lines") or ()
         duty, excise, vat = to_tiyn(doc["duty"]), to_tiyn(doc["excise"]), to_tiyn(doc["vat"])
         total = to_tiyn(doc["total"]) if "total" in doc else duty + excise + vat
-        for column, value in zip(decl, (
-                declaration_id, order_id, warehouse_id, doc.get("operator_bin") or "", doc.get("flow") or "",
-                declared_at, doc.get("rule_set") or "", len(doc_lines), to_tiyn(doc["customs_value"]),
-                duty, excise, vat, total, orjson.dumps(doc.get("fx") or {}, option=orjson.OPT_SORT_KEYS).decode(),
-                list(doc.get("flags") or ()), partition)):
-            column.append(value)
+        decl.append((
+            declaration_id, order_id, warehouse_id, doc.get("operator_bin") or "", doc.get("flow") or "",
+            declared_at, doc.get("rule_set") or "", len(doc_lines), to_tiyn(doc["customs_value"]),
+            duty, excise, vat, total, orjson.dumps(doc.get("fx") or {}, option=orjson.OPT_SORT_KEYS).decode(),
+            list(doc.get("flags") or ()), partition))
         for line_no, line in enumerate(doc_lines):
-            for column, value in zip(lines, (
-                    declaration_id, line_no, order_id, warehouse_id, declared_at, line.get("sku") or "",
-                    line.get("hs_code") or "", line.get("hs_source") or "", int(line.get("qty") or 0),
-                    to_tiyn(line["value"]), to_tiyn(line["duty"]), to_tiyn(line["excise"]), to_tiyn(line["vat"]))):
-                column.append(value)
+            lines.append((
+                declaration_id, line_no, order_id, warehouse_id, declared_at, line.get("sku") or "",
+                line.get("hs_code") or "", line.get("hs_source") or "", int(line.get("qty") or 0),
+                to_tiyn(line["value"]), to_tiyn(line["duty"]), to_tiyn(line["excise"]), to_tiyn(line["vat"])))
     return {"declarations": decl, "declaration_lines": lines}
 
 
@@ -162,13 +169,12 @@ def _movements(doc: dict, partition: int):
 
 
 def _movement_rows(docs: list[dict], partition: int):
-    cols = [[] for _ in TABLE_COLUMNS["stock_movements"]]
+    rows = []
     for doc in docs:
         warehouse_id, sku, at, ref = doc["warehouse_id"], doc["sku"], to_epoch(doc["at"]), str(doc.get("ref") or "")
         for movement_id, kind, qty in _movements(doc, partition):
-            for column, value in zip(cols, (movement_id, warehouse_id, sku, kind, qty, at, ref, partition)):
-                column.append(value)
-    return {"stock_movements": cols}
+            rows.append((movement_id, warehouse_id, sku, kind, qty, at, ref, partition))
+    return {"stock_movements": rows}
 
 
 def rejection_id(doc: dict) -> str:
@@ -180,18 +186,22 @@ def rejection_id(doc: dict) -> str:
 
 
 def _rejection_rows(docs: list[dict], partition: int):
-    cols = [[] for _ in TABLE_COLUMNS["rejections"]]
     now = int(time.time())
+    rows = []
     for doc in docs:
         at = doc.get("at")
-        for column, value in zip(cols, (
-                rejection_id(doc), str(doc.get("ref") or ""), doc["reason"], str(doc.get("detail") or ""),
-                to_epoch(at) if at else now, partition)):
-            column.append(value)
-    return {"rejections": cols}
+        rows.append((rejection_id(doc), str(doc.get("ref") or ""), doc["reason"], str(doc.get("detail") or ""),
+                     to_epoch(at) if at else now, partition))
+    return {"rejections": rows}
 
 
 CONVERTERS = {"declaration": _declaration_rows, "movement": _movement_rows, "rejection": _rejection_rows}
+
+
+def to_columns(table: str, rows: list[tuple]) -> list[list]:
+    if not rows:
+        return [[] for _ in TABLE_COLUMNS[table]]
+    return [list(column) for column in zip(*rows)]
 
 
 def to_numpy(table: str, columns: list[list]):
@@ -225,8 +235,7 @@ def numpy_supported() -> bool:
 
 @dataclass
 class _Buffer:
-    columns: list[list]
-    rows: int = 0
+    rows: list[tuple] = field(default_factory=list)
     born: float = field(default_factory=time.monotonic)
 
 
@@ -234,8 +243,7 @@ class _Buffer:
 class _Batch:
     seq: int
     table: str
-    columns: list[list]
-    rows: int
+    rows: list[tuple]
 
 
 class Sink:
@@ -319,27 +327,24 @@ class Sink:
         if not docs:
             return
         tables = CONVERTERS[kind](docs, partition)  # convert first: a bad document changes nothing
-        incoming = sum(len(columns[0]) for columns in tables.values())
+        incoming = sum(len(rows) for rows in tables.values())
         if self._rows and self._rows + incoming > self.max_rows:
             async with self._progress:
                 while self._rows and self._rows + incoming > self.max_rows:
                     self._seal_all()
                     self._wake.set()
                     await self._progress.wait()
-        for table, columns in tables.items():
-            rows = len(columns[0])
+        for table, rows in tables.items():
             if not rows:
                 continue
             key = (table, partition)
             buffer = self._buffers.get(key)
             if buffer is None:
-                self._buffers[key] = buffer = _Buffer([[] for _ in columns])
+                self._buffers[key] = buffer = _Buffer()
                 self._wake.set()  # the flusher recomputes when the oldest buffer ages
-            for target, values in zip(buffer.columns, columns):
-                target.extend(values)
-            buffer.rows += rows
-            self._rows += rows
-            if buffer.rows >= self.batch_rows:
+            buffer.rows.extend(rows)
+            self._rows += len(rows)
+            if len(buffer.rows) >= self.batch_rows:
                 self._seal(key)
                 self._wake.set()
         self.metrics.observe_sink(self._rows, None)
@@ -362,7 +367,7 @@ class Sink:
     def _seal(self, key) -> None:
         buffer = self._buffers.pop(key)
         self._seq += 1
-        self._sealed.append(_Batch(self._seq, key[0], buffer.columns, buffer.rows))
+        self._sealed.append(_Batch(self._seq, key[0], buffer.rows))
 
     def _seal_all(self) -> None:
         for key in list(self._buffers):
@@ -384,11 +389,11 @@ class Sink:
         """Consecutive sealed batches of the first table, up to about 4 x batch_rows rows."""
         first = self._sealed.popleft()
         taken = [first]
-        rows = first.rows
+        rows = len(first.rows)
         while self._sealed and self._sealed[0].table == first.table and rows < 4 * self.batch_rows:
             batch = self._sealed.popleft()
             taken.append(batch)
-            rows += batch.rows
+            rows += len(batch.rows)
         return taken
 
     async def _run(self, fn, *args):
@@ -416,14 +421,11 @@ class Sink:
             batches = self._take()
             table = batches[0].table
             if len(batches) == 1:
-                columns = batches[0].columns
+                rows_list = batches[0].rows
             else:
-                columns = [[] for _ in batches[0].columns]
-                for batch in batches:
-                    for target, values in zip(columns, batch.columns):
-                        target.extend(values)
-            rows = sum(batch.rows for batch in batches)
-            seconds = await self._insert_with_retries(table, columns)
+                rows_list = [row for batch in batches for row in batch.rows]
+            rows = len(rows_list)
+            seconds = await self._insert_with_retries(table, rows_list)
             self._rows -= rows
             self._done = batches[-1].seq
             self.rows_written[table] += rows
@@ -432,9 +434,9 @@ class Sink:
             async with self._progress:
                 self._progress.notify_all()
 
-    async def _insert_with_retries(self, table: str, columns: list[list]) -> float:
+    async def _insert_with_retries(self, table: str, rows: list[tuple]) -> float:
         delay = self.retry_initial
-        payload = to_numpy(table, columns) if self.use_numpy else columns
+        payload = await self._run(self._prepare, table, rows)
         while True:
             started = time.perf_counter()
             try:
@@ -444,10 +446,14 @@ class Sink:
                 self.retries += 1
                 self.metrics.record_sink_retry()
                 log.warning("ClickHouse insert into %s (%d rows) failed: %s; retrying in %.2fs",
-                            table, len(columns[0]), error, delay)
+                            table, len(rows), error, delay)
                 await self._run(self._disconnect)
                 await asyncio.sleep(delay * (0.5 + random.random() / 2))
                 delay = min(delay * 2, self.retry_max)
+
+    def _prepare(self, table: str, rows: list[tuple]):
+        columns = to_columns(table, rows)
+        return to_numpy(table, columns) if self.use_numpy else columns
 
     def _connect(self):
         if self._client is None:

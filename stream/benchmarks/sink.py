@@ -1,0 +1,147 @@
+"""`customs-stream bench sink`: rows per second of the ClickHouse sink alone.
+
+Declarations (with their lines) and stock movements are generated up front, then written through
+`Sink.write()` in worker-sized pages over several partitions and flushed; the clock covers the
+conversion of documents to columns, buffering and the inserts. The conversion alone is timed too,
+so the split between Python and ClickHouse is visible. Without --url a local ClickHouse server is
+started in a temporary directory (and stopped).
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import platform
+import tempfile
+import time
+
+import click
+
+
+def money(tiyn: int) -> str:
+    return f"{tiyn // 100}.{tiyn % 100:02d}"
+
+
+def declarations(count: int, lines: int = 2, seed: int = 0) -> list[dict]:
+    import random
+
+    from stream.declaration.ids import declaration_id
+
+    rng = random.Random(seed)
+    codes = ("6109100000", "8517130000", "6404110000", "9503007000", "3304990000")
+    warehouses = ("KZ-ALA-CW-01", "KZ-AST-CW-02", "KZ-SHY-CW-03")
+    docs = []
+    for i in range(count):
+        doc_lines, totals = [], [0, 0, 0, 0]
+        for n in range(lines):
+            value = rng.randrange(1_000, 5_000_000)
+            duty, excise, vat = value // 10, 0, (value * 16) // 100
+            for k, amount in enumerate((value, duty, excise, vat)):
+                totals[k] += amount
+            doc_lines.append({"sku": f"SKU-{rng.randrange(5000)}", "hs_code": codes[(i + n) % len(codes)],
+                              "hs_source": "declared", "qty": 1 + n, "value": money(value), "duty": money(duty),
+                              "excise": money(excise), "vat": money(vat)})
+        order_id = f"BENCH-{seed}-{i}"
+        docs.append({"schema": "assessment/1", "order_id": order_id, "declaration_id": declaration_id(order_id),
+                     "warehouse_id": warehouses[i % 3], "operator_bin": "123456789012", "flow": "warehouse",
+                     "declared_at": f"2026-11-{1 + i % 28:02d}", "rule_set": "kz-2026", "currency": "KZT",
+                     "fx": {"EUR": "545.10", "USD": "478.25"}, "customs_value": money(totals[0]),
+                     "duty": money(totals[1]), "excise": money(totals[2]), "vat": money(totals[3]),
+                     "total": money(totals[1] + totals[2] + totals[3]), "lines": doc_lines, "flags": []})
+    return docs
+
+
+def movements(declared: list[dict]) -> list[dict]:
+    return [{"movement_id": f"MV-{doc['declaration_id']}-{n}", "warehouse_id": doc["warehouse_id"],
+             "sku": line["sku"], "kind": "declared", "qty": line["qty"], "at": "2026-11-21T10:00:00+05:00",
+             "ref": doc["order_id"]} for doc in declared for n, line in enumerate(doc["lines"])]
+
+
+async def run_sink(url: str, decls: list[dict], moves: list[dict], page: int, partitions: int, batch_rows: int,
+                   use_numpy: bool | None) -> dict:
+    from prometheus_client import CollectorRegistry
+
+    from stream.analytics.sink import Sink
+    from stream.metrics import Metrics
+
+    sink = Sink(url, batch_rows=batch_rows, max_age=2.0, max_rows=max(1_000_000, 4 * batch_rows),
+                metrics=Metrics(CollectorRegistry()), use_numpy=use_numpy)
+    await sink.start()
+    started = time.perf_counter()
+    for i, start in enumerate(range(0, len(decls), page)):
+        await sink.write("declaration", i % partitions, decls[start:start + page])
+        await sink.write("movement", i % partitions, moves[start * 2:(start + page) * 2])
+    await sink.flush()
+    seconds = time.perf_counter() - started
+    await sink.stop()
+    return {"seconds": seconds, "rows": sum(sink.rows_written.values()), "by_table": dict(sink.rows_written),
+            "retries": sink.retries, "numpy": sink.use_numpy}
+
+
+def convert_only(decls: list[dict], moves: list[dict], page: int) -> float:
+    from stream.analytics.sink import CONVERTERS
+
+    started = time.perf_counter()
+    for start in range(0, len(decls), page):
+        CONVERTERS["declaration"](decls[start:start + page], 0)
+        CONVERTERS["movement"](moves[start * 2:(start + page) * 2], 0)
+    return time.perf_counter() - started
+
+
+def measure(url: str | None, count: int, page: int, partitions: int, batch_rows: int,
+            use_numpy: bool | None) -> dict:
+    from stream.analytics.server import LocalClickHouse
+
+    decls = declarations(count)
+    moves = movements(decls)
+    convert_seconds = convert_only(decls, moves, page)
+    server = None
+    with tempfile.TemporaryDirectory(prefix="bench-clickhouse-") as tmp:
+        if not url:
+            server = LocalClickHouse(tmp, database="bench").start()
+            url = server.url
+        try:
+            from stream.analytics import schema
+
+            schema.apply(url)
+            result = asyncio.run(run_sink(url, decls, moves, page, partitions, batch_rows, use_numpy))
+            client = schema.client(schema.parse_url(url))
+            try:
+                version = client.execute("SELECT version()")[0][0]
+            finally:
+                client.disconnect()
+        finally:
+            if server is not None:
+                server.stop()
+    rows = result["rows"]
+    return {
+        "benchmark": "sink",
+        "clickhouse": version,
+        "local_server": server is not None,
+        "numpy_inserts": result["numpy"],
+        "declarations": count,
+        "table_rows": rows,
+        "rows_by_table": result["by_table"],
+        "page": page,
+        "partitions": partitions,
+        "batch_rows": batch_rows,
+        "seconds": round(result["seconds"], 3),
+        "rows_per_s": round(rows / result["seconds"]),
+        "declarations_per_s": round(count / result["seconds"]),
+        "convert_only_rows_per_s": round(rows / convert_seconds),
+        "retries": result["retries"],
+        "python": platform.python_version(),
+    }
+
+
+@click.command("sink")
+@click.option("--url", default="", help="ClickHouse URL (default: start a local server in a temporary directory)")
+@click.option("--declarations", "count", default=100_000, show_default=True,
+              help="declarations to write (each with 2 lines and 2 stock movements: 5 table rows)")
+@click.option("--page", default=1000, show_default=True, help="documents per write() call, as a worker page")
+@click.option("--partitions", default=4, show_default=True)
+@click.option("--batch-rows", default=50_000, show_default=True, help="sink flush threshold per buffer")
+@click.option("--numpy/--no-numpy", "use_numpy", default=None,
+              help="NumPy columnar inserts (default: when clickhouse-driver[numpy] is installed)")
+def sink_command(url, count, page, partitions, batch_rows, use_numpy):
+    """Rows per second of the ClickHouse sink alone; prints JSON."""
+    click.echo(json.dumps(measure(url or None, count, page, partitions, batch_rows, use_numpy), indent=2))
