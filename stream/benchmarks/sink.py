@@ -133,6 +133,33 @@ def measure(url: str | None, count: int, page: int, partitions: int, batch_rows:
     }
 
 
+def compare_e2e(orders: int, workers: int = 1, partitions: int = 4, page_size: int = 1000) -> dict:
+    """`bench e2e` twice in one run: without a sink, then with every worker writing to a local
+    ClickHouse (CLICKHOUSE_URL in the workers' environment); the sink's cost is 1 - on/off."""
+    from stream.analytics.server import LocalClickHouse
+    from stream.benchmarks import e2e
+
+    off = e2e.run(orders=orders, workers=workers, partitions=partitions, page_size=page_size)
+    with tempfile.TemporaryDirectory(prefix="bench-clickhouse-") as tmp:
+        with LocalClickHouse(tmp, database="bench") as server:
+            server.apply_schema()
+            saved = e2e.FAST_ENV.get("CLICKHOUSE_URL")
+            e2e.FAST_ENV["CLICKHOUSE_URL"] = server.url
+            try:
+                on = e2e.run(orders=orders, workers=workers, partitions=partitions, page_size=page_size)
+            finally:
+                e2e.FAST_ENV["CLICKHOUSE_URL"] = saved
+            time.sleep(3.0)  # the workers' last flush (max age) lands before they stop
+            stored = {table: server.query(f"SELECT count() FROM {table} FINAL")[0][0]
+                      for table in ("declarations", "declaration_lines", "stock_movements", "rejections")}
+    off_rate = off["pipeline"]["lines_per_second"]
+    on_rate = on["pipeline"]["lines_per_second"]
+    return {"benchmark": "e2e-sink", "orders": orders, "workers": workers,
+            "sink_off_lines_per_second": off_rate, "sink_on_lines_per_second": on_rate,
+            "sink_cost": round(1 - on_rate / off_rate, 3) if off_rate else None,
+            "rows_in_clickhouse": stored, "sink_off": off, "sink_on": on}
+
+
 @click.command("sink")
 @click.option("--url", default="", help="ClickHouse URL (default: start a local server in a temporary directory)")
 @click.option("--declarations", "count", default=100_000, show_default=True,
@@ -142,6 +169,12 @@ def measure(url: str | None, count: int, page: int, partitions: int, batch_rows:
 @click.option("--batch-rows", default=50_000, show_default=True, help="sink flush threshold per buffer")
 @click.option("--numpy/--no-numpy", "use_numpy", default=None,
               help="NumPy columnar inserts (default: when clickhouse-driver[numpy] is installed)")
-def sink_command(url, count, page, partitions, batch_rows, use_numpy):
-    """Rows per second of the ClickHouse sink alone; prints JSON."""
-    click.echo(json.dumps(measure(url or None, count, page, partitions, batch_rows, use_numpy), indent=2))
+@click.option("--e2e-orders", default=0, show_default=True,
+              help="also run `bench e2e` with this many orders, sink off then on, in the same run")
+@click.option("--workers", default=1, show_default=True, help="worker processes of the e2e comparison")
+def sink_command(url, count, page, partitions, batch_rows, use_numpy, e2e_orders, workers):
+    """Rows per second of the ClickHouse sink alone (and optionally its end-to-end cost); prints JSON."""
+    result = measure(url or None, count, page, partitions, batch_rows, use_numpy)
+    if e2e_orders:
+        result = {"sink": result, "e2e": compare_e2e(e2e_orders, workers=workers, partitions=partitions)}
+    click.echo(json.dumps(result, indent=2, default=str))
