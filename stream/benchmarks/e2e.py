@@ -1,0 +1,232 @@
+"""`customs-stream bench e2e`: the whole pipeline on the embedded broker, next to its transport floor.
+
+1. Start the broker and N worker processes; warm them up until they declare a small feed.
+2. Generate the load (loadgen, deterministic) in memory; produce it (manifests before orders, per
+   wave) while a consumer reads `declarations`. Throughput = order lines / (last declaration
+   consumed - first order produced); latency = declaration consumed - its order page produced.
+3. Transport floor, same run, same broker: the same order pages produced to a scratch topic,
+   consumed and produced again by a relay process with raw aiokafka, consumed at the end.
+"""
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import click
+import orjson
+
+from stream.broker import DECLARATIONS, Broker, ensure_topics
+from stream.loadgen import FeedConfig, generate, produce
+
+FLOOR_IN, FLOOR_OUT = "bench.floor.in", "bench.floor.out"
+FAST_ENV = {
+    "CUSTOMS_SESSION_TIMEOUT_SECONDS": "6", "CUSTOMS_HEARTBEAT_SECONDS": "0.5",
+    "CUSTOMS_REBALANCE_TIMEOUT_SECONDS": "2", "CUSTOMS_COMMIT_INTERVAL_SECONDS": "1.0",
+    "CUSTOMS_WEB_PORT": "0", "CUSTOMS_METRICS_PORT": "0", "CLICKHOUSE_URL": "",
+}
+
+
+def _order_id(value: bytes) -> bytes:
+    start = value.index(b'"order_id":"') + 12
+    return value[start:value.index(b'"', start)]
+
+
+def _percentile(sorted_values: list[float], q: float) -> float:
+    if not sorted_values:
+        return float("nan")
+    return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
+
+
+async def _collect(bootstrap: str, topic: str, expected: set[bytes], sent_at: dict[bytes, float],
+                   timeout: float, key_of=_order_id) -> tuple[list[float], float, int]:
+    """Consume ``topic`` until every id of ``expected`` arrived; latencies, time of the last, duplicates."""
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                                enable_auto_commit=False, max_partition_fetch_bytes=16 << 20, fetch_max_bytes=64 << 20)
+    await consumer.start()
+    latencies: list[float] = []
+    remaining = set(expected)
+    duplicates = 0
+    last = time.time()
+    deadline = time.monotonic() + timeout
+    try:
+        while remaining and time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=200, max_records=100_000)
+            now = time.time()
+            for messages in batch.values():
+                for message in messages:
+                    oid = key_of(message.value)
+                    if oid in remaining:
+                        remaining.discard(oid)
+                        latencies.append(now - sent_at[oid])
+                        last = now
+                    elif oid in expected:
+                        duplicates += 1
+    finally:
+        await consumer.stop()
+    if remaining:
+        raise TimeoutError(f"{len(remaining)} of {len(expected)} never arrived on {topic}")
+    return latencies, last, duplicates
+
+
+async def _pipeline_run(bootstrap: str, pages, timeout: float) -> dict:
+    valid = set()
+    for page in pages:
+        if page.topic == "orders":
+            for item in orjson.loads(page.value)["items"]:
+                valid.add(item["order_id"].encode())
+    sent_at: dict[bytes, float] = {}
+    first = []
+
+    def on_sent(page, at):
+        if page.order_ids:
+            if not first:
+                first.append(at)
+            for oid in page.order_ids:
+                sent_at[oid.encode()] = at
+
+    collector = asyncio.ensure_future(_collect(bootstrap, DECLARATIONS, valid, sent_at, timeout))
+    await asyncio.sleep(0.5)  # the consumer is positioned before the first declaration
+    stats = await produce(pages, bootstrap, on_sent=on_sent)
+    latencies, last, duplicates = await collector
+    latencies.sort()
+    lines = stats["order_lines"]
+    seconds = last - first[0]
+    return {"order_lines": lines, "orders": len(valid), "seconds": round(seconds, 3),
+            "lines_per_second": round(lines / seconds), "latency_p50_ms": round(_percentile(latencies, 0.5) * 1000, 1),
+            "latency_p99_ms": round(_percentile(latencies, 0.99) * 1000, 1), "duplicate_declarations": duplicates,
+            "produce_seconds": round(stats["seconds"], 3), "bytes": stats["bytes"]}
+
+
+def _relay(bootstrap: str, count: int) -> None:
+    """Transport floor relay (a separate process, like a worker): consume and produce the same bytes."""
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+    async def go():
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                                    enable_auto_commit=False, max_partition_fetch_bytes=16 << 20, fetch_max_bytes=64 << 20)
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=2, max_batch_size=1 << 20,
+                                    max_request_size=8 << 20, acks=1)
+        await consumer.start()
+        consumer.assign([TopicPartition(FLOOR_IN, p) for p in consumer.partitions_for_topic(FLOOR_IN) or ()]
+                        or [TopicPartition(FLOOR_IN, 0)])
+        await producer.start()
+        seen = 0
+        try:
+            while seen < count:
+                batch = await consumer.getmany(timeout_ms=200)
+                for tp, messages in batch.items():
+                    for message in messages:
+                        await producer.send(FLOOR_OUT, message.value, key=message.key, partition=tp.partition)
+                    seen += len(messages)
+                if batch:
+                    await producer.flush()
+        finally:
+            await producer.stop()
+            await consumer.stop()
+
+    asyncio.run(go())
+
+
+async def _floor_run(bootstrap: str, pages, timeout: float) -> dict:
+    order_pages = [p for p in pages if p.topic == "orders"]
+    ctx = multiprocessing.get_context("spawn")
+    relay = ctx.Process(target=_relay, args=(bootstrap, len(order_pages)), daemon=True)
+    relay.start()
+    try:
+        await asyncio.sleep(2.0)  # the relay joins its group
+        # the page index prefixed as its id: the floor moves opaque bytes
+        relabelled = [type(p)(FLOOR_IN, p.key, b"%d:" % i + p.value, [str(i)], p.lines) for i, p in enumerate(order_pages)]
+        sent_at: dict[bytes, float] = {}
+        first = []
+
+        def on_sent(page, at):
+            if not first:
+                first.append(at)
+            sent_at[page.order_ids[0].encode()] = at
+
+        expected = {str(i).encode() for i in range(len(order_pages))}
+        collector = asyncio.ensure_future(_collect(bootstrap, FLOOR_OUT, expected, sent_at, timeout,
+                                                   key_of=lambda v: v[:v.index(b":")]))
+        await asyncio.sleep(0.5)
+        stats = await produce(relabelled, bootstrap, on_sent=on_sent)
+        latencies, last, _ = await collector
+    finally:
+        relay.join(10)
+        if relay.is_alive():
+            relay.kill()
+    lines = stats["order_lines"]
+    seconds = last - first[0]
+    latencies.sort()
+    return {"order_lines": lines, "seconds": round(seconds, 3), "lines_per_second": round(lines / seconds),
+            "latency_p50_ms": round(_percentile(latencies, 0.5) * 1000, 1),
+            "latency_p99_ms": round(_percentile(latencies, 0.99) * 1000, 1)}
+
+
+def run(orders: int = 200_000, workers: int = 1, partitions: int = 4, page_size: int = 1000, seed: int = 7,
+        skus: int = 5000, unclassified_rate: float = 0.03, timeout: float = 600.0, profile: str | None = None, log_dir: str | None = None) -> dict:
+    cfg = FeedConfig(orders=orders, page_size=page_size, seed=seed, skus=skus, wave_orders=max(orders // 4, 1000),
+                     unclassified_rate=unclassified_rate)
+    pages = list(generate(cfg))
+    warm = list(generate(FeedConfig(orders=200, page_size=50, seed=seed + 1000, skus=200, wave_orders=200,
+                                    unclassified_rate=0.0)))
+    tmp = Path(tempfile.mkdtemp(prefix="customs-e2e-"))
+    logs = Path(log_dir) if log_dir else tmp
+    procs = []
+    with Broker(partitions=partitions, app_id="customs-bench", log_path=str(logs / "broker.log")) as broker:
+        try:
+            asyncio.run(ensure_topics(broker.bootstrap, {FLOOR_IN: partitions, FLOOR_OUT: partitions}))
+            env = dict(os.environ, **FAST_ENV, KAFKA_BROKER=broker.url, CUSTOMS_PARTITIONS=str(partitions),
+                       CUSTOMS_APP_ID="customs-bench", CUSTOMS_DATA_DIR=str(tmp), CUSTOMS_PENDING_HOLD_SECONDS="600")
+            for n in range(workers):
+                command = [sys.executable, "-m", "stream", "worker"]
+                if profile and n == 0:
+                    command = [sys.executable, "-m", "cProfile", "-o", profile, "-m", "stream", "worker"]
+                log = open(logs / f"worker-{n}.log", "ab")
+                procs.append(subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log))
+                log.close()
+            asyncio.run(_pipeline_run(broker.bootstrap, warm, timeout=120))  # workers up and assigned
+            pipeline = asyncio.run(_pipeline_run(broker.bootstrap, pages, timeout))
+            floor = asyncio.run(_floor_run(broker.bootstrap, pages, timeout))
+        finally:
+            for proc in procs:
+                if proc.poll() is None:
+                    proc.send_signal(2 if profile else 15)  # SIGINT lets cProfile write its file
+            for proc in procs:
+                try:
+                    proc.wait(30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+            if not log_dir:
+                shutil.rmtree(tmp, ignore_errors=True)
+    return {
+        "benchmark": "e2e", "workers": workers, "partitions": partitions, "page_size": page_size,
+        "cpus": os.cpu_count(), "pipeline": pipeline, "transport_floor": floor,
+        "ratio": round(pipeline["lines_per_second"] / floor["lines_per_second"], 3),
+    }
+
+
+@click.command("e2e")
+@click.option("--orders", default=200_000, show_default=True, help="orders in the measured feed")
+@click.option("--workers", default=1, show_default=True, help="worker processes")
+@click.option("--partitions", default=4, show_default=True)
+@click.option("--page-size", default=1000, show_default=True, help="orders per page/1 message")
+@click.option("--seed", default=7, show_default=True)
+@click.option("--unclassified-rate", default=0.03, show_default=True, help="share of SKUs without an HS code")
+@click.option("--timeout", default=600.0, show_default=True, help="seconds to wait for the last declaration")
+@click.option("--profile", default=None, help="write a cProfile of worker 0 to this file")
+@click.option("--log-dir", default=None, help="keep broker and worker logs here")
+def e2e_command(orders, workers, partitions, page_size, seed, unclassified_rate, timeout, profile, log_dir):
+    """End-to-end lines/s and latency through broker and workers, next to the raw transport floor."""
+    click.echo(orjson.dumps(run(orders=orders, workers=workers, partitions=partitions, page_size=page_size,
+                                seed=seed, unclassified_rate=unclassified_rate, timeout=timeout, profile=profile, log_dir=log_dir),
+                            option=orjson.OPT_INDENT_2).decode())
