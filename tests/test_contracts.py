@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from jsonschema import Draft202012Validator, FormatChecker
-from referencing import Registry, Resource
+from jsonschema import Draft202012Validator
 
 from stream.contracts.reasons import REASONS, rejection
+from tests.schema_oracle import SCHEMA_DIR, SCHEMA_FILES, SCHEMAS, schema_validator
 from stream.contracts.validate import (
     parse_json_line,
     ref_of,
@@ -26,22 +26,14 @@ from stream.contracts.validate import (
 )
 
 ROOT = Path(__file__).resolve().parents[1]
-SCHEMA_DIR = ROOT / "schemas"
-SCHEMA_FILES = sorted(SCHEMA_DIR.glob("*.json"))
 EXPECTED_FILES = {
     "common-1.json", "goods-manifest-1.json", "order-1.json", "page-1.json",
     "assessment-request-1.json", "assessment-1.json", "rejection-1.json", "declaration-1.json",
     "tariff-csv.json", "fx-csv.json",
 }
 
-SCHEMAS = {p.name: json.loads(p.read_text(encoding="utf-8")) for p in SCHEMA_FILES}
-REGISTRY = Registry().with_resources(
-    (s["$id"], Resource.from_contents(s)) for s in SCHEMAS.values()
-)
 
-
-def _validator(name: str) -> Draft202012Validator:
-    return Draft202012Validator(SCHEMAS[name], registry=REGISTRY, format_checker=FormatChecker())
+_validator = schema_validator
 
 
 ORACLE = {

@@ -48,6 +48,8 @@ def declared_date(ordered_at: str) -> dt.date:
     Parsed by position rather than datetime.fromisoformat, which refuses what RFC 3339 allows
     (lower-case separators, a leap second).
     """
+    if ordered_at.endswith("+05:00"):  # the feeds' usual case: already Kazakhstan time
+        return dt.date(int(ordered_at[0:4]), int(ordered_at[5:7]), int(ordered_at[8:10]))
     local = dt.datetime(int(ordered_at[0:4]), int(ordered_at[5:7]), int(ordered_at[8:10]),
                         int(ordered_at[11:13]), int(ordered_at[14:16]))
     if ordered_at[-1] in "Zz":
