@@ -126,6 +126,13 @@ def test_stemming_leaves_short_and_protected_words(word):
     assert normalised_tokens(word.encode()) == [word.encode()]
 
 
+@given(st.lists(st.text(alphabet=st.characters(blacklist_characters="\n", blacklist_categories=("Cs",))),
+                max_size=6))
+def test_lowercasing_the_joined_batch_equals_lowercasing_each_title(descriptions):
+    # _pack lowercases the joined buffer once; the newline must stop context rules (Greek final sigma)
+    assert "\n".join(descriptions).lower() == "\n".join(d.lower() for d in descriptions)
+
+
 def test_terms_are_tokenised_like_titles():
     assert term_key("T-Shirt") == term_key("t shirts")
     assert term_key("T-Shirt")[1] == 2
