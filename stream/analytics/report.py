@@ -36,9 +36,9 @@ QUERIES: dict[str, tuple[tuple[str, ...], str]] = {
         """,
     ),
     "Duties and taxes per heading and day (KZT)": (
-        ("day", "heading", "lines", "units", "customs value", "duty", "excise", "VAT"),
+        ("day", "heading", "lines", "customs value", "duty", "excise", "VAT"),
         """
-        SELECT declared_at, heading, count() AS lines, sum(qty), sum(value), sum(duty), sum(excise), sum(vat)
+        SELECT declared_at, heading, count() AS lines, sum(value), sum(duty), sum(excise), sum(vat)
         FROM declaration_lines FINAL
         GROUP BY declared_at, heading
         ORDER BY declared_at, sum(duty_tiyn) DESC, heading
