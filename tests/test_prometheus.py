@@ -1,8 +1,8 @@
 """A real Prometheus (Debian's `prometheus` package) scrapes our metrics endpoint, and its HTTP API
 returns the figures the process recorded.
 
-The scraped process is a separate Python process serving stream.metrics on a free loopback port,
-with figures recorded through the same module functions the worker calls.
+Two scraped processes: a running worker (embedded broker, generated feed), and a small process
+serving known figures recorded through the module functions the worker calls (exact values).
 """
 from __future__ import annotations
 
@@ -165,3 +165,70 @@ def test_every_dashboard_query_runs_on_prometheus(prometheus):
             result = query(prometheus, promql)
             if "[" not in promql and "histogram_quantile" not in promql:
                 assert result, f"{path.name}: no data for {expr}"
+
+
+@pytest.mark.broker
+def test_prometheus_scrapes_a_running_worker(broker, tmp_path):
+    """The real thing: a worker on the embedded broker declares a generated feed; Prometheus scrapes
+    its metrics port and returns the worker's declaration count and liabilities."""
+    pytest.importorskip("stream.loadgen")
+    if PROMETHEUS is None:
+        pytest.skip("prometheus not installed")
+    metrics_port = free_port()
+    env = dict(os.environ, KAFKA_BROKER=broker.url, CUSTOMS_PARTITIONS=str(broker.partitions),
+               CUSTOMS_METRICS_PORT=str(metrics_port), CUSTOMS_WEB_PORT=str(free_port()),
+               CUSTOMS_DATA_DIR=str(tmp_path / "worker"), CLICKHOUSE_URL="",
+               CUSTOMS_SESSION_TIMEOUT_SECONDS="6", CUSTOMS_HEARTBEAT_SECONDS="0.5",
+               CUSTOMS_REBALANCE_TIMEOUT_SECONDS="2", CUSTOMS_COMMIT_INTERVAL_SECONDS="1.0")
+    log = open(tmp_path / "worker.log", "wb")
+    worker = subprocess.Popen([sys.executable, "-m", "stream", "worker"], env=env, stdin=subprocess.DEVNULL,
+                              stdout=log, stderr=log, start_new_session=True)
+    log.close()
+    prom = None
+    try:
+        deadline = time.monotonic() + 60
+        while True:  # the worker serves metrics once it runs
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=2).read()
+                break
+            except OSError:
+                assert worker.poll() is None, (tmp_path / "worker.log").read_text(errors="replace")[-3000:]
+                assert time.monotonic() < deadline, "worker metrics port never answered"
+                time.sleep(0.3)
+        subprocess.run([sys.executable, "-m", "stream", "loadgen", "--broker", broker.url, "--orders", "300",
+                        "--page-size", "100"], env=env, check=True, capture_output=True, timeout=120)
+        port = free_port()
+        config = tmp_path / "prometheus.yml"
+        config.write_text(textwrap.dedent(f"""
+            global: {{scrape_interval: 1s, evaluation_interval: 1s}}
+            scrape_configs:
+              - job_name: customs-stream
+                static_configs: [{{targets: ["127.0.0.1:{metrics_port}"]}}]
+        """))
+        prom = subprocess.Popen([PROMETHEUS, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+                                 f"--web.listen-address=127.0.0.1:{port}"], stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path)
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 90
+        while True:  # until the whole feed is declared or rejected, as the worker itself counts it
+            body = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=2).read().decode()
+            declared = sum(float(line.rsplit(" ", 1)[1]) for line in body.splitlines()
+                           if line.startswith("customs_declarations_total{"))
+            rejected = sum(float(line.rsplit(" ", 1)[1]) for line in body.splitlines()
+                           if line.startswith("customs_rejections_total{"))
+            if declared + rejected >= 300:
+                break
+            assert time.monotonic() < deadline, f"worker declared {declared}, rejected {rejected} of 300"
+            time.sleep(0.5)
+        time.sleep(2.5)  # a scrape after the last declaration
+        got = wait_for(base, "sum(customs_declarations_total)")
+        assert float(got[0]["value"][1]) == declared > 0
+        duty = float(wait_for(base, 'sum(customs_liabilities_kzt_total{tax="duty"})')[0]["value"][1])
+        exposed = sum(float(line.rsplit(" ", 1)[1]) for line in body.splitlines()
+                      if line.startswith("customs_liabilities_kzt_total{tax=\"duty\""))
+        assert duty == pytest.approx(exposed, abs=0.005) and duty > 0
+        assert float(wait_for(base, 'sum(customs_ingested_lines_total{kind="order"})')[0]["value"][1]) > 0
+    finally:
+        if prom is not None:
+            stop(prom)
+        stop(worker)
