@@ -1,0 +1,219 @@
+"""`customs-stream demo` (`make demo`): the main job end to end on the embedded defaults.
+
+Starts the embedded broker and a worker (and a local ClickHouse when one is installed), feeds a
+realistic load with live progress, waits until every order is declared or rejected, prints a
+summary, and stops everything it started.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import click
+import orjson
+
+from stream.broker import DECLARATIONS, MOVEMENTS, REJECTIONS, Broker
+
+DEMO_ENV = {
+    "CUSTOMS_SESSION_TIMEOUT_SECONDS": "10", "CUSTOMS_HEARTBEAT_SECONDS": "1",
+    "CUSTOMS_REBALANCE_TIMEOUT_SECONDS": "1", "CUSTOMS_COMMIT_INTERVAL_SECONDS": "1.0",
+    "CUSTOMS_WEB_PORT": "0", "CUSTOMS_METRICS_PORT": "0",
+}
+
+
+def _kzt(tiyn: int) -> str:
+    sign = "-" if tiyn < 0 else ""
+    tiyn = abs(tiyn)
+    return f"{sign}{tiyn // 100:,}.{tiyn % 100:02d}".replace(",", " ")
+
+
+def _tiyn(amount: str) -> int:
+    whole, _, frac = amount.partition(".")
+    return int(whole) * 100 + int((frac + "00")[:2])
+
+
+async def _run(bootstrap: str, pages, orders: int, timeout: float, rate: float) -> dict:
+    from aiokafka import AIOKafkaConsumer
+    from tqdm import tqdm
+
+    from stream.loadgen import produce
+
+    order_ids = set()
+    lines_total = 0
+    for page in pages:
+        if page.order_ids:
+            order_ids.update(page.order_ids)
+            lines_total += page.lines
+    outcome: dict[str, str] = {}
+    summary = {"declarations": 0, "duty": 0, "excise": 0, "vat": 0, "customs_value": 0, "reasons": {},
+               "stock": {}, "by_warehouse": {}}
+    consumer = AIOKafkaConsumer(DECLARATIONS, REJECTIONS, MOVEMENTS, bootstrap_servers=bootstrap,
+                                auto_offset_reset="earliest", enable_auto_commit=False,
+                                max_partition_fetch_bytes=16 << 20)
+    await consumer.start()
+    fed = tqdm(total=lines_total, desc="order lines fed ", unit=" lines", unit_scale=True, position=0)
+    done = tqdm(total=len(order_ids), desc="orders settled  ", unit=" orders", unit_scale=True, position=1)
+    started = time.monotonic()
+    finished_at = None
+    stamps: list[float] = []
+    summary["declared_lines"] = 0
+
+    async def consume():
+        nonlocal finished_at
+        deadline = time.monotonic() + timeout
+        while len(outcome) < len(order_ids) and time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=200)
+            before = len(outcome)
+            for tp, messages in batch.items():
+                for message in messages:
+                    doc = orjson.loads(message.value)
+                    if tp.topic == DECLARATIONS:
+                        oid = doc["order_id"]
+                        if oid in outcome:
+                            continue
+                        outcome[oid] = "declared"
+                        summary["declarations"] += 1
+                        summary["declared_lines"] += len(doc["lines"])
+                        stamps.append(time.monotonic())
+                        wh = summary["by_warehouse"].setdefault(doc["warehouse_id"], [0, 0])
+                        wh[0] += 1
+                        wh[1] += _tiyn(doc["total"])
+                        for key in ("duty", "excise", "vat", "customs_value"):
+                            summary[key] += _tiyn(doc[key])
+                    elif tp.topic == REJECTIONS:
+                        ref = doc.get("ref")
+                        if ref in order_ids and ref in outcome:
+                            continue
+                        if ref in order_ids:
+                            outcome[ref] = "rejected"
+                        summary["reasons"][doc["reason"]] = summary["reasons"].get(doc["reason"], 0) + 1
+                    else:
+                        key = (doc["warehouse_id"], doc["sku"])
+                        seen = summary["stock"].get(key)
+                        if seen is None or doc["seq"] >= seen["seq"]:
+                            summary["stock"][key] = doc
+            done.update(len(outcome) - before)
+        finished_at = time.monotonic()
+
+    consumer_task = asyncio.ensure_future(consume())
+    try:
+        stats = await produce(pages, bootstrap, rate=rate, progress=fed)
+        await consumer_task
+    finally:
+        fed.close()
+        done.close()
+        await consumer.stop()
+    summary["unsettled"] = len(order_ids) - len(outcome)
+    summary["order_lines"] = stats["order_lines"]
+    summary["orders"] = len(order_ids)
+    summary["seconds"] = (finished_at or time.monotonic()) - started
+    summary["declare_seconds"] = (stamps[-1] - stamps[0]) if len(stamps) > 1 else 0.0
+    return summary
+
+
+def _print_summary(s: dict) -> None:
+    echo = click.echo
+    echo("")
+    echo("=== customs warehouse: summary ===")
+    echo(f"orders fed            {s['orders']:>12,}   ({s['order_lines']:,} lines)")
+    echo(f"declarations          {s['declarations']:>12,}")
+    echo(f"customs value (KZT)   {_kzt(s['customs_value']):>16}")
+    echo(f"duty (KZT)            {_kzt(s['duty']):>16}")
+    echo(f"excise (KZT)          {_kzt(s['excise']):>16}")
+    echo(f"VAT (KZT)             {_kzt(s['vat']):>16}")
+    echo(f"payable (KZT)         {_kzt(s['duty'] + s['excise'] + s['vat']):>16}")
+    if s["declare_seconds"] > 0:
+        echo(f"throughput            {s['declared_lines'] / s['declare_seconds']:>12,.0f} order lines/s declared "
+             f"(first to last declaration, {s['declare_seconds']:.1f} s; the feed is paced by --rate)")
+    echo(f"wall time             {s['seconds']:>12.1f} s (worker start, feed, pending hold, summary)")
+    echo("")
+    echo("goods still under customs control (no duty, excise or VAT paid yet):")
+    per_wh: dict[str, list[int]] = {}
+    for (wh, _sku), mv in s["stock"].items():
+        row = per_wh.setdefault(wh, [0, 0, 0, 0])
+        row[0] += mv["received"]
+        row[1] += mv["declared"]
+        row[2] += mv["on_hand"]
+        row[3] += 1 if mv["on_hand"] > 0 else 0
+    echo(f"  {'warehouse':<16}{'received':>12}{'declared':>12}{'on hand':>12}{'SKUs held':>11}{'declarations':>14}")
+    for wh in sorted(per_wh):
+        r = per_wh[wh]
+        echo(f"  {wh:<16}{r[0]:>12,}{r[1]:>12,}{r[2]:>12,}{r[3]:>11,}{s['by_warehouse'].get(wh, [0])[0]:>14,}")
+    echo("")
+    echo("rejections by reason:")
+    for reason, count in sorted(s["reasons"].items(), key=lambda kv: -kv[1]):
+        echo(f"  {reason:<24}{count:>8,}")
+    if not s["reasons"]:
+        echo("  (none)")
+    if s["unsettled"]:
+        echo(f"\nWARNING: {s['unsettled']} orders neither declared nor rejected before the timeout")
+
+
+@click.command("demo")
+@click.option("--orders", default=20_000, show_default=True, help="orders in the feed")
+@click.option("--page-size", default=250, show_default=True)
+@click.option("--rate", default=20_000.0, show_default=True, help="order lines per second fed (0: as fast as possible)")
+@click.option("--hold", default=6.0, show_default=True, help="seconds an order short of stock waits")
+@click.option("--invalid-rate", default=0.004, show_default=True, help="share of orders spoiled on purpose")
+@click.option("--seed", default=7, show_default=True)
+@click.option("--timeout", default=90.0, show_default=True)
+@click.option("--clickhouse/--no-clickhouse", default=True, show_default=True,
+              help="also write to a local ClickHouse when one is installed")
+def demo_command(orders, page_size, rate, hold, invalid_rate, seed, timeout, clickhouse):
+    """Run the pipeline on a realistic feed and print what the operator would see."""
+    from stream.loadgen import FeedConfig, generate
+
+    tmp = Path(tempfile.mkdtemp(prefix="customs-demo-"))
+    worker = None
+    stack = contextlib.ExitStack()
+    try:
+        click.echo("starting the embedded broker ...", err=True)
+        broker = stack.enter_context(Broker(partitions=4, app_id="customs-demo", log_path=str(tmp / "broker.log")))
+        ch_url = ""
+        if clickhouse:
+            with contextlib.suppress(Exception):
+                from stream.analytics.server import LocalClickHouse, clickhouse_available
+
+                if clickhouse_available():
+                    click.echo("starting a local ClickHouse ...", err=True)
+                    ch_url = stack.enter_context(LocalClickHouse()).url
+        env = dict(os.environ, **DEMO_ENV, KAFKA_BROKER=broker.url, CUSTOMS_PARTITIONS="4", CUSTOMS_APP_ID="customs-demo",
+                   CUSTOMS_DATA_DIR=str(tmp), CUSTOMS_PENDING_HOLD_SECONDS=str(hold), CLICKHOUSE_URL=ch_url)
+        log = open(tmp / "worker.log", "ab")
+        worker = subprocess.Popen([sys.executable, "-m", "stream", "worker", "--loglevel", "info"], env=env,
+                                  stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+        log.close()
+        click.echo(f"worker pid {worker.pid} started; generating the feed ...", err=True)
+        pages = list(generate(FeedConfig(orders=orders, page_size=page_size, seed=seed, invalid_rate=invalid_rate,
+                                         wave_orders=max(orders // 5, 500))))
+        summary = asyncio.run(_run(broker.bootstrap, pages, orders, timeout, rate))
+        if worker.poll() is not None:
+            raise click.ClickException(f"the worker exited ({worker.returncode}); see {tmp / 'worker.log'}")
+        _print_summary(summary)
+        if ch_url:
+            with contextlib.suppress(Exception):
+                worker.send_signal(signal.SIGTERM)  # stopping flushes the sink
+                worker.wait(30)
+                from stream.analytics.report import operator_report
+
+                click.echo("\n" + operator_report(ch_url))
+        if summary["unsettled"]:
+            sys.exit(1)
+    finally:
+        if worker is not None and worker.poll() is None:
+            worker.send_signal(signal.SIGTERM)
+            try:
+                worker.wait(20)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                worker.wait()
+        stack.close()
+        shutil.rmtree(tmp, ignore_errors=True)
