@@ -161,7 +161,8 @@ def _print_summary(s: dict) -> None:
 @click.option("--orders", default=20_000, show_default=True, help="orders in the feed")
 @click.option("--page-size", default=250, show_default=True)
 @click.option("--rate", default=20_000.0, show_default=True, help="order lines per second fed (0: as fast as possible)")
-@click.option("--hold", default=6.0, show_default=True, help="seconds an order short of stock waits")
+@click.option("--hold", default=20.0, show_default=True,
+              help="seconds an order short of stock waits (orders may be read before their manifests)")
 @click.option("--invalid-rate", default=0.004, show_default=True, help="share of orders spoiled on purpose")
 @click.option("--seed", default=7, show_default=True)
 @click.option("--timeout", default=90.0, show_default=True)
