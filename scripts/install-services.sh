@@ -3,8 +3,8 @@
 # prometheus packages. Idempotent; says what to do when apt cannot be used.
 set -u
 missing=()
-command -v clickhouse-server >/dev/null 2>&1 || [ -x /usr/bin/clickhouse ] || missing+=(clickhouse-server)
-command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
+command -v clickhouse-server >/dev/null 2>&1 || [ -x /usr/sbin/clickhouse-server ] || missing+=(clickhouse-server)
+command -v prometheus >/dev/null 2>&1 || [ -x /usr/bin/prometheus ] || missing+=(prometheus)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
