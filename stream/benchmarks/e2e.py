@@ -106,7 +106,7 @@ async def _pipeline_run(bootstrap: str, pages, timeout: float) -> dict:
             "produce_seconds": round(stats["seconds"], 3), "bytes": stats["bytes"]}
 
 
-def _relay(bootstrap: str, count: int) -> None:
+def _relay(bootstrap: str, count: int, partitions: int) -> None:
     """Transport floor relay (a separate process, like a worker): consume and produce the same bytes."""
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
@@ -116,8 +116,7 @@ def _relay(bootstrap: str, count: int) -> None:
         producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=2, max_batch_size=1 << 20,
                                     max_request_size=8 << 20, acks=1)
         await consumer.start()
-        consumer.assign([TopicPartition(FLOOR_IN, p) for p in consumer.partitions_for_topic(FLOOR_IN) or ()]
-                        or [TopicPartition(FLOOR_IN, 0)])
+        consumer.assign([TopicPartition(FLOOR_IN, p) for p in range(partitions)])
         await producer.start()
         seen = 0
         try:
@@ -136,10 +135,10 @@ def _relay(bootstrap: str, count: int) -> None:
     asyncio.run(go())
 
 
-async def _floor_run(bootstrap: str, pages, timeout: float) -> dict:
+async def _floor_run(bootstrap: str, pages, timeout: float, partitions: int) -> dict:
     order_pages = [p for p in pages if p.topic == "orders"]
     ctx = multiprocessing.get_context("spawn")
-    relay = ctx.Process(target=_relay, args=(bootstrap, len(order_pages)), daemon=True)
+    relay = ctx.Process(target=_relay, args=(bootstrap, len(order_pages), partitions), daemon=True)
     relay.start()
     try:
         await asyncio.sleep(2.0)  # the relay joins its group
@@ -195,7 +194,7 @@ def run(orders: int = 200_000, workers: int = 1, partitions: int = 4, page_size:
                 log.close()
             asyncio.run(_pipeline_run(broker.bootstrap, warm, timeout=120))  # workers up and assigned
             pipeline = asyncio.run(_pipeline_run(broker.bootstrap, pages, timeout))
-            floor = asyncio.run(_floor_run(broker.bootstrap, pages, timeout))
+            floor = asyncio.run(_floor_run(broker.bootstrap, pages, timeout, partitions))
         finally:
             for proc in procs:
                 if proc.poll() is None:
