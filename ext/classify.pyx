@@ -76,15 +76,15 @@ cdef class Kernel:
     cdef uint64_t[::1] keys
     cdef int32_t[::1] slot_start, slot_count, post_heading, post_weight, post_code
     cdef int32_t[::1] heading_code, prior_start, prior_heading, prior_weight
-    cdef uint8_t[::1] slot_marker, ending_bytes
+    cdef uint8_t[::1] slot_marker, slot_modifier, ending_bytes
     cdef int64_t[::1] ending_offsets
     cdef uint64_t mask
     cdef int32_t fallback_code, smoothing
     cdef Py_ssize_t heading_count
 
-    def __init__(self, keys, slot_start, slot_count, slot_marker, post_heading, post_weight, post_code,
-                 heading_code, prior_start, prior_heading, prior_weight, ending_bytes, ending_offsets,
-                 int fallback_code, int smoothing):
+    def __init__(self, keys, slot_start, slot_count, slot_marker, slot_modifier, post_heading, post_weight,
+                 post_code, heading_code, prior_start, prior_heading, prior_weight, ending_bytes,
+                 ending_offsets, int fallback_code, int smoothing):
         if smoothing < 1:
             raise ValueError("smoothing must be >= 1 (it keeps the confidence denominator positive)")
         size = len(keys)
@@ -95,6 +95,9 @@ cdef class Kernel:
         self.slot_start = np.array(slot_start, dtype=np.int32)
         self.slot_count = np.array(slot_count, dtype=np.int32)
         self.slot_marker = np.array(slot_marker, dtype=np.uint8)
+        self.slot_modifier = np.array(slot_modifier, dtype=np.uint8)
+        if len(self.slot_marker) != size or len(self.slot_modifier) != size:
+            raise ValueError("slot flags need one entry per key slot")
         self.post_heading = np.array(post_heading, dtype=np.int32)
         self.post_weight = np.array(post_weight, dtype=np.int32)
         self.post_code = np.array(post_code, dtype=np.int32)
@@ -138,6 +141,8 @@ cdef class Kernel:
         # per-call scratch, so one Kernel may serve several threads
         heading_count = max(self.heading_count, 1)
         cdef int32_t[::1] score = np.zeros(heading_count, dtype=np.int32)
+        cdef int32_t[::1] modifier_score = np.zeros(heading_count, dtype=np.int32)
+        cdef int64_t[::1] named_stamp = np.zeros(heading_count, dtype=np.int64)
         cdef int32_t[::1] best_weight = np.zeros(heading_count, dtype=np.int32)
         cdef int32_t[::1] best_code = np.zeros(heading_count, dtype=np.int32)
         cdef int64_t[::1] heading_stamp = np.zeros(heading_count, dtype=np.int64)
@@ -146,17 +151,18 @@ cdef class Kernel:
         cdef const uint8_t* data = &text[0] if text.shape[0] else NULL
 
         self._classify(data, &offsets[0], &categories[0], &out_code[0], &out_confidence[0], count,
-                       &score[0], &best_weight[0], &best_code[0], &heading_stamp[0], &touched[0],
-                       &slot_stamp[0])
+                       &score[0], &modifier_score[0], &named_stamp[0], &best_weight[0], &best_code[0],
+                       &heading_stamp[0], &touched[0], &slot_stamp[0])
 
     cdef void _classify(self, const uint8_t* text, const int64_t* offsets, const int32_t* categories,
                         int32_t* out_code, int32_t* out_confidence, Py_ssize_t count,
-                        int32_t* score, int32_t* best_weight, int32_t* best_code, int64_t* heading_stamp,
-                        int32_t* touched, int64_t* slot_stamp) noexcept:
+                        int32_t* score, int32_t* modifier_score, int64_t* named_stamp, int32_t* best_weight,
+                        int32_t* best_code, int64_t* heading_stamp, int32_t* touched, int64_t* slot_stamp) noexcept:
         cdef const uint64_t* keys = &self.keys[0]
         cdef const int32_t* slot_start = &self.slot_start[0]
         cdef const int32_t* slot_count = &self.slot_count[0]
         cdef const uint8_t* slot_marker = &self.slot_marker[0]
+        cdef const uint8_t* slot_modifier = &self.slot_modifier[0]
         cdef const int32_t* post_heading = &self.post_heading[0] if self.post_heading.shape[0] else NULL
         cdef const int32_t* post_weight = &self.post_weight[0] if self.post_weight.shape[0] else NULL
         cdef const int32_t* post_code = &self.post_code[0] if self.post_code.shape[0] else NULL
@@ -175,7 +181,7 @@ cdef class Kernel:
         cdef Py_ssize_t touched_count, heading, best_heading
         cdef int64_t stamp
         cdef uint64_t state, previous_state, bigram_state
-        cdef bint has_previous, after_marker
+        cdef bint has_previous, after_marker, modifier, has_noun
         cdef int32_t weight, category
         cdef int64_t best, second, value
         cdef Py_ssize_t slots[2]
@@ -186,6 +192,7 @@ cdef class Kernel:
                 touched_count = 0
                 has_previous = False
                 after_marker = False
+                has_noun = False
                 previous_state = 0
                 pos = offsets[i]
                 end = offsets[i + 1]
@@ -211,6 +218,7 @@ cdef class Kernel:
                         if slot < 0 or slot_stamp[slot] == stamp:
                             continue
                         slot_stamp[slot] = stamp  # a term counts once per title
+                        modifier = slot_modifier[slot]
                         for posting in range(slot_start[slot], slot_start[slot] + slot_count[slot]):
                             heading = post_heading[posting]
                             weight = post_weight[posting]
@@ -219,9 +227,16 @@ cdef class Kernel:
                             if heading_stamp[heading] != stamp:
                                 heading_stamp[heading] = stamp
                                 score[heading] = 0
+                                modifier_score[heading] = 0
                                 best_weight[heading] = -1
+                                best_code[heading] = heading_code[heading]
                                 touched[touched_count] = <int32_t>heading
                                 touched_count += 1
+                            if modifier:
+                                modifier_score[heading] += weight
+                                continue
+                            named_stamp[heading] = stamp
+                            has_noun = True
                             score[heading] += weight
                             if weight > best_weight[heading]:
                                 best_weight[heading] = weight
@@ -239,10 +254,15 @@ cdef class Kernel:
                     else:
                         out_code[i] = fallback_code
                     continue
+                # modifiers and the prior count for headings a product noun names (all when none does)
+                for t in range(touched_count):
+                    heading = touched[t]
+                    if not has_noun or named_stamp[heading] == stamp:
+                        score[heading] += modifier_score[heading]
                 if category >= 0:
                     for posting in range(prior_start[category], prior_start[category + 1]):
                         heading = prior_heading[posting]
-                        if heading_stamp[heading] == stamp:
+                        if heading_stamp[heading] == stamp and (not has_noun or named_stamp[heading] == stamp):
                             score[heading] += prior_weight[posting]
 
                 best_heading = -1

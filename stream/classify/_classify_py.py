@@ -8,9 +8,15 @@ Scoring, per title:
   table; a term counts once per title however often it repeats (keyword-stuffed titles are common);
 - a matched term adds its integer weight to each heading it names; after a marker term ("for",
   "для") weights are halved (``w >> 1``), because in "case for iPhone" the goods are the case;
-- the title's marketplace category adds prior weight to headings the text already matched;
+- a modifier term (a material or adjective: "gold", "leather", "bamboo") only counts for headings
+  that some product noun (any non-modifier term) of the title also names; when the title has no
+  product noun at all, modifiers count everywhere. So "Nescafe Gold coffee" is coffee, not gold,
+  while "gold ring" is still a gold ring;
+- the title's marketplace category adds prior weight to the headings that count (as above) and
+  that the text already matched;
 - best heading: highest score, ties to the lowest heading index; its code is the code of its
-  heaviest matched term (first one on ties);
+  heaviest matched product noun (first one on ties), or the heading's code when only modifiers
+  named it;
 - confidence permille = best * 1000 // (best + second + smoothing); 0 when no term matched, and
   then the code is the category's first prior heading, or the fallback code.
 """
@@ -28,6 +34,7 @@ class Kernel:
         slot_start,
         slot_count,
         slot_marker,
+        slot_modifier,
         post_heading,
         post_weight,
         post_code,
@@ -49,6 +56,7 @@ class Kernel:
         self.slot_start = [int(v) for v in slot_start]
         self.slot_count = [int(v) for v in slot_count]
         self.slot_marker = [bool(v) for v in slot_marker]
+        self.slot_modifier = [bool(v) for v in slot_modifier]
         self.post_heading = [int(v) for v in post_heading]
         self.post_weight = [int(v) for v in post_weight]
         self.post_code = [int(v) for v in post_code]
@@ -73,10 +81,11 @@ class Kernel:
             slot = (slot + 1) & mask
         return -1
 
-    def _add_term(self, slot, halve, seen_slots, score, best_weight, best_code) -> None:
+    def _add_term(self, slot, halve, seen_slots, score, modifier_score, named, best_weight, best_code) -> None:
         if slot < 0 or slot in seen_slots:
             return
         seen_slots.add(slot)
+        modifier = self.slot_modifier[slot]
         start = self.slot_start[slot]
         for posting in range(start, start + self.slot_count[slot]):
             heading = self.post_heading[posting]
@@ -85,7 +94,13 @@ class Kernel:
                 weight >>= 1
             if heading not in score:
                 score[heading] = 0
+                modifier_score[heading] = 0
                 best_weight[heading] = -1
+                best_code[heading] = self.heading_code[heading]
+            if modifier:
+                modifier_score[heading] += weight
+                continue
+            named.add(heading)
             score[heading] += weight
             if weight > best_weight[heading]:
                 best_weight[heading] = weight
@@ -94,6 +109,8 @@ class Kernel:
     def classify_one(self, title: bytes, category: int) -> tuple[int, int]:
         """(code index, confidence permille) of one lowercased UTF-8 title."""
         score: dict[int, int] = {}
+        modifier_score: dict[int, int] = {}
+        named: set[int] = set()
         best_weight: dict[int, int] = {}
         best_code: dict[int, int] = {}
         seen_slots: set[int] = set()
@@ -104,11 +121,13 @@ class Kernel:
             token = token[: stem_length(token, self.endings)]
             state = fnv1a64(token)
             unigram_slot = self._find_slot(table_key(state))
-            self._add_term(unigram_slot, after_marker, seen_slots, score, best_weight, best_code)
+            self._add_term(unigram_slot, after_marker, seen_slots, score, modifier_score, named, best_weight,
+                           best_code)
             if previous_state is not None:
                 bigram_state = fnv1a64(token, fnv1a64(b" ", previous_state))
                 bigram_slot = self._find_slot(table_key(bigram_state))
-                self._add_term(bigram_slot, after_marker, seen_slots, score, best_weight, best_code)
+                self._add_term(bigram_slot, after_marker, seen_slots, score, modifier_score, named, best_weight,
+                               best_code)
             if unigram_slot >= 0 and self.slot_marker[unigram_slot]:
                 after_marker = True
             previous_state = state
@@ -118,10 +137,15 @@ class Kernel:
             if has_priors:
                 return self.heading_code[self.prior_heading[self.prior_start[category]]], 0
             return self.fallback_code, 0
+        # modifiers and the category prior count for the headings a product noun names (all matched
+        # headings when the title has no product noun)
+        counts = named if named else score.keys()
+        for heading in counts:
+            score[heading] += modifier_score[heading]
         if category >= 0:
             for prior in range(self.prior_start[category], self.prior_start[category + 1]):
                 heading = self.prior_heading[prior]
-                if heading in score:
+                if heading in counts:
                     score[heading] += self.prior_weight[prior]
 
         best_heading = min(score, key=lambda heading: (-score[heading], heading))

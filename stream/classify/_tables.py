@@ -9,6 +9,9 @@ Data directory layout (tab-separated, header row, '#' starts a comment line):
   code or a longer code for this term ("smartwatch" -> 8517620000).
 - ``context_markers.tsv``: ``term``; words after which the text usually names what the goods are
   *for*, not what they are ("case for iPhone"): later terms count half.
+- ``modifiers.tsv``: ``term``; materials and adjectives ("gold", "leather", "bamboo"): their weights
+  count only for headings that a product noun (any other term) of the same title also names, or
+  for every heading when the title names no product at all.
 - ``categories.tsv``: ``category, heading, weight``: prior weight a marketplace category gives to
   a heading the text already matched; a category's heaviest row (earliest on ties) is also its
   code when the text matches nothing.
@@ -130,6 +133,17 @@ def load_tables(data_dir: str | Path | None = None) -> Tables:
             raise ValueError(f"{markers_path}:{number}: a context marker is one word")
         marker_keys.add(key)
 
+    modifiers_path = directory / "modifiers.tsv"
+    modifier_keys = set()
+    for number, row in _rows(modifiers_path, ["term"]):
+        try:
+            key, _ = term_key(row["term"])
+        except ValueError as error:
+            raise ValueError(f"{modifiers_path}:{number}: {error}") from None
+        if key not in postings_by_key:
+            raise ValueError(f"{modifiers_path}:{number}: modifier {row['term']!r} is not in vocabulary.tsv")
+        modifier_keys.add(key)
+
     categories_path = directory / "categories.tsv"
     priors_by_category: dict[str, list[tuple[int, int, int]]] = {}
     for number, row in _rows(categories_path, ["category", "heading", "weight"]):
@@ -167,6 +181,7 @@ def load_tables(data_dir: str | Path | None = None) -> Tables:
     slot_start = np.zeros(size, dtype=np.int32)
     slot_count = np.zeros(size, dtype=np.int32)
     slot_marker = np.zeros(size, dtype=np.uint8)
+    slot_modifier = np.zeros(size, dtype=np.uint8)
     post_heading: list[int] = []
     post_weight: list[int] = []
     post_code: list[int] = []
@@ -179,6 +194,7 @@ def load_tables(data_dir: str | Path | None = None) -> Tables:
         slot_start[slot] = len(post_heading)
         slot_count[slot] = len(postings)
         slot_marker[slot] = key in marker_keys
+        slot_modifier[slot] = key in modifier_keys
         for heading, weight, code in postings:
             post_heading.append(heading)
             post_weight.append(weight)
@@ -191,6 +207,7 @@ def load_tables(data_dir: str | Path | None = None) -> Tables:
         "slot_start": slot_start,
         "slot_count": slot_count,
         "slot_marker": slot_marker,
+        "slot_modifier": slot_modifier,
         "post_heading": np.array(post_heading, dtype=np.int32),
         "post_weight": np.array(post_weight, dtype=np.int32),
         "post_code": np.array(post_code, dtype=np.int32),
