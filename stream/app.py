@@ -66,26 +66,30 @@ def create_app(cfg: settings_module.Settings, *, assessor=None, metrics=None, si
 
     def factory(table_access):
         return Processor(assess=lambda docs: assessor.assess(docs, validated=True), outputs=outputs,
-                         hold_seconds=cfg.pending_hold_seconds, metrics=metrics, sink=sink, **table_access)
+                         hold_seconds=cfg.pending_hold_seconds, metrics=metrics, **table_access)
 
     processor, _table = install(app, factory, cfg.partitions, tick_seconds(cfg.pending_hold_seconds))
 
     @app.task
     async def start_outputs():
         await outputs.start()
-        if sink is not None:
-            await sink.start()
 
     @app.on_before_shutdown.connect
     async def stop_outputs(sender, **kwargs):
         await outputs.stop()
-        if sink is not None:
-            await sink.stop()
 
     if sink is not None:
-        @app.timer(max(cfg.sink_max_age_seconds, 0.5))
-        async def flush_sink():
-            await sink.flush()
+        from stream.analytics.feeder import SinkFeeder
+
+        # its own consumer group over the output topics, so ClickHouse never slows the page path
+        feeder = SinkFeeder(sink, bootstrap_of(cfg.broker), f"{cfg.app_id}-clickhouse",
+                            commit_interval=cfg.sink_max_age_seconds, max_fetch_bytes=max(cfg.page_bytes * 4, 4 << 20))
+
+        @app.task
+        async def feed_clickhouse():
+            await feeder.run()
+
+        app.customs_feeder = feeder
 
     app.customs_processor = processor
     return app
@@ -117,7 +121,7 @@ def worker_command(broker_url, tariff, fx, loglevel):
     from stream.analytics import make_sink
 
     if cfg.metrics_port > 0:
-        metrics.start_server(cfg.metrics_port, addr="127.0.0.1")
+        metrics.start_server(cfg.metrics_port, addr=cfg.metrics_host)
     app = create_app(cfg, metrics=metrics, sink=make_sink(cfg, metrics=metrics))
     worker = faust.Worker(app, loglevel=loglevel.upper(), quiet=True)
     worker.execute_from_commandline()

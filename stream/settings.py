@@ -22,6 +22,7 @@ ENVIRONMENT: dict[str, tuple[str, str]] = {
     "CUSTOMS_APP_ID": ("customs-stream", "Faust application id (consumer group, changelog prefix)"),
     "CUSTOMS_DATA_DIR": ("var", "working directory for table state, local services and logs"),
     "CUSTOMS_METRICS_PORT": ("9464", "Prometheus metrics port of a worker (0: off)"),
+    "CUSTOMS_METRICS_HOST": ("127.0.0.1", "address the metrics port binds to (0.0.0.0 in containers)"),
     "CUSTOMS_WEB_PORT": ("6066", "Faust web port of a worker"),
     "CLICKHOUSE_URL": ("", "clickhouse://host:port/database for the analytics sink (empty: no sink)"),
     "CUSTOMS_SINK_BATCH_ROWS": ("50000", "sink: flush a partition's buffer at this many rows"),
@@ -51,6 +52,7 @@ class Settings:
     app_id: str = field(default_factory=lambda: _env("CUSTOMS_APP_ID"))
     data_dir: Path = field(default_factory=lambda: Path(_env("CUSTOMS_DATA_DIR")))
     metrics_port: int = field(default_factory=lambda: int(_env("CUSTOMS_METRICS_PORT")))
+    metrics_host: str = field(default_factory=lambda: _env("CUSTOMS_METRICS_HOST"))
     web_port: int = field(default_factory=lambda: int(_env("CUSTOMS_WEB_PORT")))
     clickhouse_url: str = field(default_factory=lambda: _env("CLICKHOUSE_URL"))
     sink_batch_rows: int = field(default_factory=lambda: int(_env("CUSTOMS_SINK_BATCH_ROWS")))

@@ -119,14 +119,13 @@ class Processor:
 
     def __init__(self, *, assess: Callable[[list[dict]], list[dict]], outputs: Outputs, hold_seconds: float,
                  write_record: Callable[[int, bytes, bytes], None], records: Callable[[], Any],
-                 metrics: Any = None, sink: Any = None):
+                 metrics: Any = None):
         self.assess = assess
         self.outputs = outputs
         self.hold_seconds = hold_seconds
         self.write_record = write_record
         self.records = records
         self.metrics = metrics
-        self.sink = sink
         self.states: dict[int, Stock] = {}
         self.lock = asyncio.Lock()
         self.pages = 0
@@ -216,11 +215,6 @@ class Processor:
         if movements:
             per_topic[MOVEMENTS] = [(m["warehouse_id"].encode(), dumps(m)) for m in movements]
         await self.outputs.send(partition, per_topic)
-        if self.sink is not None:
-            for kind, docs in (("declaration", out.declarations), ("movement", movements),
-                               ("rejection", out.rejections)):
-                if docs:
-                    await self.sink.write(kind, partition, docs)
         if record is not None:
             self.write_record(partition, f"{partition}:{record['seq']:012d}".encode(), dumps(record))
             stock.apply(record)
