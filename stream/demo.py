@@ -157,6 +157,9 @@ def _print_summary(s: dict) -> None:
         echo(f"\nWARNING: {s['unsettled']} orders neither declared nor rejected before the timeout")
 
 
+DEMO_DATABASE = "customs_demo"
+
+
 @click.command("demo")
 @click.option("--orders", default=20_000, show_default=True, help="orders in the feed")
 @click.option("--page-size", default=250, show_default=True)
@@ -180,12 +183,19 @@ def demo_command(orders, page_size, rate, hold, invalid_rate, seed, timeout, cli
         broker = stack.enter_context(Broker(partitions=4, app_id="customs-demo", log_path=str(tmp / "broker.log")))
         ch_url = ""
         if clickhouse:
-            with contextlib.suppress(Exception):
-                from stream.analytics.server import LocalClickHouse, clickhouse_available
+            from stream.analytics.server import LocalClickHouse, clickhouse_available
 
-                if clickhouse_available():
-                    click.echo("starting a local ClickHouse ...", err=True)
-                    ch_url = stack.enter_context(LocalClickHouse()).url
+            if clickhouse_available():
+                click.echo("starting a local ClickHouse ...", err=True)
+                try:
+                    server = stack.enter_context(LocalClickHouse(database=DEMO_DATABASE))
+                    # the demo's own database, empty at each run: its report speaks of this run only
+                    server.query(f"DROP DATABASE IF EXISTS {DEMO_DATABASE}", database="default")
+                    ch_url = server.url
+                except Exception as error:
+                    click.echo(f"ClickHouse did not start ({error}); the demo goes on without it", err=True)
+            else:
+                click.echo("no ClickHouse installed (`make setup` installs it): no analytics at the end", err=True)
         env = dict(os.environ, **DEMO_ENV, KAFKA_BROKER=broker.url, CUSTOMS_PARTITIONS="4", CUSTOMS_APP_ID="customs-demo",
                    CUSTOMS_DATA_DIR=str(tmp), CUSTOMS_PENDING_HOLD_SECONDS=str(hold), CLICKHOUSE_URL=ch_url)
         log = open(tmp / "worker.log", "ab")
