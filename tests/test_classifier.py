@@ -23,11 +23,20 @@ from stream.classify.cli import classify as classify_command
 DATA = DEFAULT_DATA_DIR
 HOLDOUT = DATA / "eval_holdout.tsv"
 TUNE = DATA / "eval_tune.tsv"
-# Measured on the holdout (317 titles, 132 headings): heading 0.997, chapter 0.997. The floors leave
-# a margin of about five titles for vocabulary edits; a real regression falls through them.
-HOLDOUT_HEADING_FLOOR = 0.98
-HOLDOUT_CHAPTER_FLOOR = 0.98
-TUNE_HEADING_FLOOR = 0.97
+BLIND_TUNE = DATA / "eval_blind_tune.tsv"
+BLIND_HOLDOUT = DATA / "eval_blind_holdout.tsv"
+# Measured on the holdout (317 titles, 132 headings): heading 1.000, chapter 1.000; tuning set 1.000.
+# The floors leave a margin of a few titles for vocabulary edits; a real regression falls through.
+HOLDOUT_HEADING_FLOOR = 0.985
+HOLDOUT_CHAPTER_FLOOR = 0.985
+TUNE_HEADING_FLOOR = 0.985
+# Blind sets, written without seeing the vocabulary. The tuning half (199 titles) guided vocabulary
+# work: measured 0.995. The holdout half was never looked at, title by title: its heading accuracy
+# was measured once, aggregate only, after the tuning (BLIND_HOLDOUT_MEASURED), and its floor is that
+# minus 0.02. Its test computes the aggregate only and must never print titles or errors.
+BLIND_TUNE_HEADING_FLOOR = 0.97
+BLIND_HOLDOUT_MEASURED = 0.970  # 193 of 199 titles; chapter 0.975, manual review 12.6%, confident 0.994
+BLIND_HOLDOUT_HEADING_FLOOR = 0.949  # measured (193/199 = 0.9698) minus 0.02
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +74,7 @@ def test_compiled_kernel_is_used_unless_pure_python_is_requested():
 
 # --- parity --------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("path", [HOLDOUT, TUNE], ids=["holdout", "tune"])
+@pytest.mark.parametrize("path", [HOLDOUT, TUNE, BLIND_TUNE], ids=["holdout", "tune", "blind-tune"])
 def test_parity_on_evaluation_sets(compiled, twin, path):
     rows = read_labelled(path)
     titles = [title for _, _, title in rows]
@@ -175,6 +184,25 @@ def test_no_match_gives_zero_confidence_and_fallback(compiled, twin):
     assert permille == 0 and code.startswith("64")
 
 
+def test_product_noun_outweighs_material_words(compiled, twin):
+    # "gold", "leather", "edition" are modifiers: they count only for headings a product noun names
+    codes, _ = both(compiled, twin, ["Nescafe Gold instant coffee 200 g", "gold ring 585", "gold",
+                                     "leather gloves", "PlayStation 5 Digital Edition", "Часы наручные золотые 585"])
+    assert [code[:4] for code in codes] == ["2101", "7113", "7113", "4203", "9504", "9101"]
+
+
+def test_category_prior_only_helps_headings_the_title_names(compiled, twin):
+    codes, _ = both(compiled, twin, ["Engine Air Filter", "Motor Oil 5W-30 4L", "Camping Tent 4 Person",
+                                     "Digital Kitchen Scale"], ["auto", "auto", "sports", "kitchen"])
+    assert [code[:4] for code in codes] == ["8421", "2710", "6306", "8423"]
+
+
+def test_modifier_only_titles_still_classify(compiled, twin):
+    codes, confidence = both(compiled, twin, ["leather", "men women"], ["bags", None])
+    assert codes[0][:4] == "4202" and confidence[0] > 0
+    assert confidence[1] > 0
+
+
 def test_repeated_keywords_count_once(compiled):
     assert compiled.classify_one("case") == compiled.classify_one("case case case case")
 
@@ -241,6 +269,17 @@ def test_tuning_set_accuracy_floor(compiled):
     assert report["heading_accuracy"] >= TUNE_HEADING_FLOOR, report["errors"]
 
 
+def test_blind_tuning_set_accuracy_floor(compiled):
+    report = evaluate(BLIND_TUNE, compiled)
+    assert report["heading_accuracy"] >= BLIND_TUNE_HEADING_FLOOR, report["errors"]
+
+
+def test_blind_holdout_accuracy_floor(compiled):
+    # aggregate only: the holdout's titles and errors stay unseen, so no error list in the message
+    accuracy = evaluate(BLIND_HOLDOUT, compiled)["heading_accuracy"]
+    assert accuracy >= BLIND_HOLDOUT_HEADING_FLOOR, f"blind holdout heading accuracy {accuracy:.3f}"
+
+
 def test_confident_answers_are_mostly_right(compiled):
     report = evaluate(HOLDOUT, compiled)
     assert report["confident_heading_accuracy"] >= 0.98
@@ -281,6 +320,12 @@ def append(path: Path, line: str) -> None:
 def test_loader_rejects_bad_vocabulary_rows(data_copy, bad_row):
     append(data_copy / "vocabulary.tsv", bad_row)
     with pytest.raises(ValueError, match="vocabulary.tsv"):
+        load_tables(data_copy)
+
+
+def test_loader_rejects_a_modifier_missing_from_the_vocabulary(data_copy):
+    append(data_copy / "modifiers.tsv", "zorblax")
+    with pytest.raises(ValueError, match="modifiers.tsv"):
         load_tables(data_copy)
 
 
