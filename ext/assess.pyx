@@ -291,3 +291,24 @@ def parcel_orders(
         _parcel(line_value, qty, unit_weight6, offsets, eur_fx6, regime, threshold_eur6, threshold_kg6,
                 duty_pct6, min_eur_per_kg6, vat_pct6, duty, vat, line_duty, line_vat, status, line_weight6)
     return tuple(outputs)
+
+
+from libc.stdio cimport snprintf
+from cpython.unicode cimport PyUnicode_DecodeASCII
+
+
+def format_tiyn_column(const int64_t[::1] amounts):
+    """Each amount in tiyn as a KZT string with two decimals ("1234.05"), as a list."""
+    cdef Py_ssize_t i, n = amounts.shape[0]
+    cdef char buffer[32]
+    cdef int length
+    cdef int64_t amount
+    out = [None] * n
+    for i in range(n):
+        amount = amounts[i]
+        if amount < 0:
+            length = snprintf(buffer, 32, "-%lld.%02lld", <long long>(-amount // 100), <long long>(-amount % 100))
+        else:
+            length = snprintf(buffer, 32, "%lld.%02lld", <long long>(amount // 100), <long long>(amount % 100))
+        out[i] = PyUnicode_DecodeASCII(buffer, length, NULL)
+    return out

@@ -24,6 +24,7 @@ from stream.core.fixed import (
     UNIT_LITRE,
     UNIT_PAIR,
     UNIT_PIECE,
+    format_tiyn,
 )
 
 MAX_LINE_TIYN_VALUE = MAX_LINE_TIYN
@@ -182,3 +183,7 @@ def parcel_orders(line_value, qty, unit_weight6, offsets, eur_fx6, regime, thres
         line_duty[start:stop] = allocate(int(duty[order]), basis)
         line_vat[start:stop] = allocate(int(vat[order]), basis)
     return duty, vat, line_duty, line_vat, status
+
+
+def format_tiyn_column(amounts) -> list[str]:
+    return [format_tiyn(amount) for amount in np.asarray(amounts).tolist()]

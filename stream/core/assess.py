@@ -90,3 +90,8 @@ def parcel_orders(*, line_value, qty, unit_weight6, offsets, eur_fx6, regime, th
                                                     min_eur_per_kg6=min_eur_per_kg6, vat_pct6=vat_pct6)
     (reg,) = _int8(m, regime=regime)
     return ParcelOrders(*_kernel.parcel_orders(value, q, w, bounds, eur, reg, thr_eur, thr_kg, pct, per_kg, vat))
+
+
+def format_tiyn_column(amounts) -> list[str]:
+    """Amounts in tiyn as KZT strings with two decimals, one per element."""
+    return _kernel.format_tiyn_column(np.ascontiguousarray(amounts, dtype=np.int64))

@@ -7,6 +7,7 @@ from typing import BinaryIO, Iterable, Iterator
 import click
 import orjson
 
+from stream._gc import gc_paused
 from stream.contracts.reasons import rejection
 from stream.contracts.validate import MAX_PAGE_ITEMS, parse_json_line, validate_page
 from stream.declaration.engine import Assessor
@@ -55,17 +56,18 @@ def assess_stream(lines: Iterable[bytes], out: BinaryIO, assessor: Assessor, *, 
         to_assess.clear()
         positions.clear()
 
-    for doc in documents(lines):
-        if isinstance(doc, tuple):
-            slots.append(rejection(None, *doc))
-        else:
-            positions.append(len(slots))
-            slots.append(None)
-            to_assess.append(doc)
-        if len(slots) >= batch:
+    with gc_paused():
+        for doc in documents(lines):
+            if isinstance(doc, tuple):
+                slots.append(rejection(None, *doc))
+            else:
+                positions.append(len(slots))
+                slots.append(None)
+                to_assess.append(doc)
+            if len(slots) >= batch:
+                flush()
+        if slots:
             flush()
-    if slots:
-        flush()
     out.flush()
     return counts
 

@@ -14,16 +14,11 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from stream._gc import gc_paused
 from stream.contracts.reasons import rejection
 from stream.contracts.validate import ref_of, validate_request
 from stream.core import assess as kernel
-from stream.core.fixed import (
-    STATUS_MISSING_VOLUME,
-    STATUS_OK,
-    format_micro,
-    format_tiyn,
-    micro,
-)
+from stream.core.fixed import STATUS_MISSING_VOLUME, STATUS_OK, format_micro, micro
 from stream.rules import Rules
 from stream.rules.fx import RateNotFound
 
@@ -81,6 +76,18 @@ class _Order:
     flags: list[str] = field(default_factory=list)
 
 
+class _Memo(dict):
+    """A bounded memo: feeds repeat the same prices, weights and codes, so parse each once."""
+
+    LIMIT = 200_000
+
+    def remember(self, key, value):
+        if len(self) >= self.LIMIT:
+            self.clear()
+        self[key] = value
+        return value
+
+
 class Assessor:
     """Assesses batches of assessment requests under one set of rules."""
 
@@ -88,6 +95,9 @@ class Assessor:
         self.rules = rules
         self._classifier = classifier
         self._tariff_rows: dict[str, int] = {}
+        self._declared_rows = _Memo()  # declared code -> tariff row, -1 when it must be classified
+        self._micro = _Memo()  # decimal string -> micro-units
+        self._rate_text = _Memo()  # micro-units -> "545.10"
 
     @property
     def classifier(self):
@@ -103,28 +113,39 @@ class Assessor:
             row = self._tariff_rows[code] = self.rules.tariff.lookup(code)
         return row
 
+    def _declared_row(self, code) -> int:
+        row = self._declared_rows.get(code)
+        if row is None:
+            row = self._tariff_row(code) if is_nomenclature_code(code) else -1
+            self._declared_rows.remember(code, row)
+        return row
+
     def assess(self, docs: Sequence[Any], *, validated: bool = False) -> list[dict]:
         """One assessment/1 or rejection/1 per document, in order. Never raises on bad input."""
+        with gc_paused():
+            return self._assess(docs, validated)
+
+    def _assess(self, docs: Sequence[Any], validated: bool) -> list[dict]:
         results: list[dict | None] = [None] * len(docs)
         orders: list[_Order] = []
-        columns = _LineColumns()
+        batch = _Lines()
         for index, doc in enumerate(docs):
             problem = None if validated else validate_request(doc)
             if problem is not None:
                 results[index] = rejection(ref_of(doc), *problem)
                 continue
             try:
-                orders.append(self._collect(index, doc, columns))
+                orders.append(self._collect(index, doc, batch))
             except Rejected as rejected:
-                columns.truncate(orders[-1].first_line + orders[-1].line_count if orders else 0)
+                batch.truncate(orders[-1].first_line + orders[-1].line_count if orders else 0)
                 results[index] = rejection(doc["order_id"], rejected.reason, rejected.detail)
         if orders:
-            self._classify(columns, orders)
-            for index, result in self._compute(orders, columns):
+            rows, hs_code, hs_source = self._classify(batch, orders)
+            for index, result in self._compute(orders, batch, rows, hs_code, hs_source):
                 results[index] = result
         return results  # type: ignore[return-value]
 
-    def _collect(self, index: int, doc: dict, columns: "_LineColumns") -> _Order:
+    def _collect(self, index: int, doc: dict, batch: "_Lines") -> _Order:
         fx = self.rules.fx
         flow = doc["flow"]
         declared_text = doc.get("declared_at")
@@ -135,80 +156,103 @@ class Assessor:
         rule_set = self.rules.rule_sets.in_force(flow, declared_at)
         if rule_set is None:
             raise Rejected("no_rule_set", f"no {flow} rule set is in force on {declared_at.isoformat()}")
+        memo, parse = self._micro, self._micro.remember
+        lines, qty, price6, fx6, weight6, volume6 = (batch.lines, batch.qty, batch.price6, batch.fx6, batch.weight6,
+                                                     batch.volume6)
+        first_line = len(lines)
         try:
             eur_fx6 = fx.rate_micro("EUR", declared_at)
             fx_used = {"EUR": eur_fx6}
-            first_line = len(columns.qty)
             for line in doc["lines"]:
                 currency = line["currency"]
                 rate = fx_used.get(currency)
                 if rate is None:
                     rate = fx_used[currency] = fx.rate_micro(currency, declared_at)
-                columns.append(line, rate, eur_fx6, rule_set.vat_pct6)
+                lines.append(line)
+                qty.append(int(line["qty"]))
+                text = line["unit_price"]
+                price6.append(memo.get(text) or parse(text, micro(text)))
+                fx6.append(rate)
+                text = line["unit_weight_kg"]
+                weight6.append(memo.get(text) or parse(text, micro(text)))
+                text = line.get("unit_volume_l")
+                volume6.append(-1 if text is None else memo.get(text) or parse(text, micro(text)))
         except RateNotFound as missing:
             raise Rejected(missing.reason, missing.detail) from None
         return _Order(index, doc, flow, declared_at, rule_set, eur_fx6, fx_used, first_line, len(doc["lines"]))
 
-    def _classify(self, columns: "_LineColumns", orders: list[_Order]) -> None:
-        """Give every line an HS code and a tariff row: declared when valid, else classified."""
-        pending = [i for i, code in enumerate(columns.hs_code) if not is_nomenclature_code(code)
-                   or self._tariff_row(code) < 0]
+    def _classify(self, batch: "_Lines", orders: list[_Order]) -> tuple[list[int], list, list[str]]:
+        """Every line's tariff row, HS code and its source: declared when valid, else classified."""
+        hs_code = [line.get("hs_code") for line in batch.lines]
+        declared_row = self._declared_row
+        rows = [declared_row(code) for code in hs_code]
+        hs_source = ["declared"] * len(rows)
+        pending = [i for i, row in enumerate(rows) if row < 0]
         if not pending:
-            return
-        codes, confidence = self.classifier.classify_batch([columns.description[i] for i in pending],
-                                                           [columns.category[i] for i in pending])
+            return rows, hs_code, hs_source
+        lines = batch.lines
+        codes, confidence = self.classifier.classify_batch([lines[i]["description"] for i in pending],
+                                                           [lines[i].get("category") for i in pending])
         from stream.classify import LOW_CONFIDENCE_PERMILLE
 
         low = set()
         for i, code, permille in zip(pending, codes, confidence.tolist()):
-            columns.hs_code[i] = code
-            columns.hs_source[i] = "classified"
+            hs_code[i] = code
+            hs_source[i] = "classified"
+            rows[i] = self._tariff_row(code)
             if permille < LOW_CONFIDENCE_PERMILLE:
                 low.add(i)
         if low:
             for order in orders:
                 if any(i in low for i in range(order.first_line, order.first_line + order.line_count)):
                     order.flags.append(LOW_CONFIDENCE_FLAG)
+        return rows, hs_code, hs_source
 
-    def _compute(self, orders: list[_Order], columns: "_LineColumns"):
+    def _compute(self, orders: list[_Order], batch: "_Lines", row_list: list[int], hs_code: list, hs_source: list):
         tariff = self.rules.tariff
-        rows = np.fromiter((self._tariff_row(code) for code in columns.hs_code), dtype=np.int64,
-                           count=len(columns.hs_code))
+        n = len(row_list)
+        rows = np.array(row_list, dtype=np.int64)
         # A user's tariff may lack the chapter of a classified code: those orders are rejected below.
         no_rate = rows < 0
         rows[no_rate] = 0
-        qty = np.array(columns.qty, dtype=np.int64)
-        price6 = np.array(columns.price6, dtype=np.int64)
-        fx6 = np.array(columns.fx6, dtype=np.int64)
-        weight6 = np.array(columns.weight6, dtype=np.int64)
-        value = np.zeros(len(qty), dtype=np.int64)
-        duty = np.zeros(len(qty), dtype=np.int64)
-        excise = np.zeros(len(qty), dtype=np.int64)
-        vat = np.zeros(len(qty), dtype=np.int64)
-        line_status = np.zeros(len(qty), dtype=np.int8)
+        qty = np.array(batch.qty, dtype=np.int64)
+        price6 = np.array(batch.price6, dtype=np.int64)
+        fx6 = np.array(batch.fx6, dtype=np.int64)
+        weight6 = np.array(batch.weight6, dtype=np.int64)
+        value = np.zeros(n, dtype=np.int64)
+        duty = np.zeros(n, dtype=np.int64)
+        excise = np.zeros(n, dtype=np.int64)
+        vat = np.zeros(n, dtype=np.int64)
+        line_status = np.zeros(n, dtype=np.int8)
+        line_counts = np.array([order.line_count for order in orders], dtype=np.int64)
+        starts = np.array([order.first_line for order in orders], dtype=np.int64)
 
-        is_warehouse = np.array([order.flow == "warehouse" for order in orders for _ in range(order.line_count)],
-                                dtype=bool)
-        if is_warehouse.any():
+        warehouse_orders = np.array([order.flow == "warehouse" for order in orders], dtype=bool)
+        is_warehouse = np.repeat(warehouse_orders, line_counts)
+        if warehouse_orders.any():
             pick = np.flatnonzero(is_warehouse)
             r = rows[pick]
+            per_order = [o for o in orders if o.flow == "warehouse"]
+            counts = line_counts[warehouse_orders]
             out = kernel.warehouse_lines(
                 qty=qty[pick], price6=price6[pick], fx6=fx6[pick], unit_weight6=weight6[pick],
-                unit_volume6=np.array(columns.volume6, dtype=np.int64)[pick],
+                unit_volume6=np.array(batch.volume6, dtype=np.int64)[pick],
                 ad_valorem_pct6=tariff.ad_valorem_pct6[r], specific_eur6=tariff.specific_eur6[r],
                 specific_unit=tariff.specific_unit[r], combine=tariff.combine[r], excise_kzt6=tariff.excise_kzt6[r],
-                excise_unit=tariff.excise_unit[r], eur_fx6=np.array(columns.eur_fx6, dtype=np.int64)[pick],
-                vat_pct6=np.array(columns.vat_pct6, dtype=np.int64)[pick])
+                excise_unit=tariff.excise_unit[r],
+                eur_fx6=np.repeat(np.array([o.eur_fx6 for o in per_order], dtype=np.int64), counts),
+                vat_pct6=np.repeat(np.array([o.rule_set.vat_pct6 for o in per_order], dtype=np.int64), counts))
             value[pick], duty[pick], excise[pick], vat[pick], line_status[pick] = out
 
-        order_status: dict[int, int] = {}
-        parcels = [order for order in orders if order.flow == "parcel"]
-        if parcels:
-            pick = np.concatenate([np.arange(o.first_line, o.first_line + o.line_count) for o in parcels])
+        order_status = np.zeros(len(orders), dtype=np.int8)
+        parcel_orders = ~warehouse_orders
+        if parcel_orders.any():
+            parcels = [order for order in orders if order.flow == "parcel"]
+            pick = np.flatnonzero(~is_warehouse)
             parcel_value, parcel_status = kernel.line_values(qty[pick], price6[pick], fx6[pick])
             line_status[pick] = parcel_status
             offsets = np.zeros(len(parcels) + 1, dtype=np.int64)
-            offsets[1:] = np.cumsum([o.line_count for o in parcels])
+            offsets[1:] = np.cumsum(line_counts[parcel_orders])
             sets = [o.rule_set for o in parcels]
             out = kernel.parcel_orders(
                 line_value=parcel_value, qty=qty[pick], unit_weight6=weight6[pick], offsets=offsets,
@@ -218,83 +262,66 @@ class Assessor:
                 vat_pct6=[s.vat_pct6 for s in sets])
             value[pick] = parcel_value
             duty[pick], vat[pick] = out.line_duty, out.line_vat
-            order_status = {o.index: int(s) for o, s in zip(parcels, out.status.tolist())}
+            order_status[parcel_orders] = out.status
         line_status[no_rate & is_warehouse] = STATUS_NO_TARIFF_RATE  # parcels are charged on value and weight alone
 
-        value_l, duty_l, excise_l, vat_l, status_l = (a.tolist() for a in (value, duty, excise, vat, line_status))
-        for order in orders:
+        # order totals are sums of the rounded lines; every order has at least one line
+        totals = [np.add.reduceat(column, starts) for column in (value, duty, excise, vat)]
+        order_bad = np.add.reduceat(line_status != STATUS_OK, starts) > 0
+        order_bad |= order_status != STATUS_OK
+        text = kernel.format_tiyn_column
+        value_t, duty_t, excise_t, vat_t = (text(column) for column in (value, duty, excise, vat))
+        total_value_t, total_duty_t, total_excise_t, total_vat_t = (text(column) for column in totals)
+        total_t = text(totals[1] + totals[2] + totals[3])
+        skus = [line["sku"] for line in batch.lines]
+        rate_text = self._rate_text
+        bad_list = order_bad.tolist()
+        status_list = line_status.tolist() if order_bad.any() else None
+        for k, order in enumerate(orders):
             start, stop = order.first_line, order.first_line + order.line_count
-            yield order.index, self._result(order, columns, start, stop, value_l, duty_l, excise_l, vat_l, status_l,
-                                            order_status.get(order.index, STATUS_OK))
+            if bad_list[k]:
+                yield order.index, self._rejected(order, start, stop, status_list, hs_code)
+                continue
+            yield order.index, {
+                "schema": "assessment/1",
+                "order_id": order.doc["order_id"],
+                "flow": order.flow,
+                "declared_at": order.declared_at.isoformat(),
+                "rule_set": order.rule_set.id,
+                "currency": "KZT",
+                "fx": {currency: rate_text.get(rate) or rate_text.remember(rate, format_micro(rate))
+                       for currency, rate in order.fx_used.items()},
+                "customs_value": total_value_t[k],
+                "duty": total_duty_t[k],
+                "excise": total_excise_t[k],
+                "vat": total_vat_t[k],
+                "total": total_t[k],
+                "lines": [{"sku": skus[i], "hs_code": hs_code[i], "hs_source": hs_source[i], "value": value_t[i],
+                           "duty": duty_t[i], "excise": excise_t[i], "vat": vat_t[i]} for i in range(start, stop)],
+                "flags": order.flags,
+            }
 
     @staticmethod
-    def _result(order: _Order, columns: "_LineColumns", start: int, stop: int, value, duty, excise, vat, status,
-                order_status: int) -> dict:
-        doc = order.doc
+    def _rejected(order: _Order, start: int, stop: int, status: list[int], hs_code: list) -> dict:
+        order_id = order.doc["order_id"]
         bad = next((i for i in range(start, stop) if status[i] != STATUS_OK), None)
-        if bad is not None or order_status != STATUS_OK:
-            if bad is not None and status[bad] == STATUS_NO_TARIFF_RATE:
-                return rejection(doc["order_id"], "no_tariff_rate",
-                                 f"lines[{bad - start}]: no tariff row matches HS {columns.hs_code[bad]}")
-            if bad is not None and status[bad] == STATUS_MISSING_VOLUME:
-                return rejection(doc["order_id"], "missing_volume",
-                                 f"lines[{bad - start}]: HS {columns.hs_code[bad]} is charged per litre; "
-                                 "give unit_volume_l")
-            where = f"lines[{bad - start}]" if bad is not None else "order"
-            return rejection(doc["order_id"], "value_out_of_range",
-                             f"{where}: an amount exceeds 10^13 KZT per line")
-        lines = []
-        totals = [0, 0, 0, 0]
-        for i in range(start, stop):
-            amounts = (value[i], duty[i], excise[i], vat[i])
-            for k in range(4):
-                totals[k] += amounts[k]
-            lines.append({"sku": columns.sku[i], "hs_code": columns.hs_code[i], "hs_source": columns.hs_source[i],
-                          "value": format_tiyn(value[i]), "duty": format_tiyn(duty[i]),
-                          "excise": format_tiyn(excise[i]), "vat": format_tiyn(vat[i])})
-        customs_value, total_duty, total_excise, total_vat = totals
-        return {
-            "schema": "assessment/1",
-            "order_id": doc["order_id"],
-            "flow": order.flow,
-            "declared_at": order.declared_at.isoformat(),
-            "rule_set": order.rule_set.id,
-            "currency": "KZT",
-            "fx": {currency: format_micro(rate) for currency, rate in order.fx_used.items()},
-            "customs_value": format_tiyn(customs_value),
-            "duty": format_tiyn(total_duty),
-            "excise": format_tiyn(total_excise),
-            "vat": format_tiyn(total_vat),
-            "total": format_tiyn(total_duty + total_excise + total_vat),
-            "lines": lines,
-            "flags": order.flags,
-        }
+        if bad is not None and status[bad] == STATUS_NO_TARIFF_RATE:
+            return rejection(order_id, "no_tariff_rate", f"lines[{bad - start}]: no tariff row matches HS {hs_code[bad]}")
+        if bad is not None and status[bad] == STATUS_MISSING_VOLUME:
+            return rejection(order_id, "missing_volume",
+                             f"lines[{bad - start}]: HS {hs_code[bad]} is charged per litre; give unit_volume_l")
+        where = f"lines[{bad - start}]" if bad is not None else "order"
+        return rejection(order_id, "value_out_of_range", f"{where}: an amount exceeds 10^13 KZT per line")
 
 
-class _LineColumns:
+class _Lines:
     """Line facts of a batch, appended document by document (plain lists: cheapest to append)."""
 
-    __slots__ = ("sku", "qty", "price6", "fx6", "weight6", "volume6", "hs_code", "hs_source", "description",
-                 "category", "eur_fx6", "vat_pct6")
+    __slots__ = ("lines", "qty", "price6", "fx6", "weight6", "volume6")
 
     def __init__(self):
         for name in self.__slots__:
             setattr(self, name, [])
-
-    def append(self, line: dict, fx6: int, eur_fx6: int, vat_pct6: int) -> None:
-        self.sku.append(line["sku"])
-        self.qty.append(int(line["qty"]))
-        self.price6.append(micro(line["unit_price"]))
-        self.fx6.append(fx6)
-        self.weight6.append(micro(line["unit_weight_kg"]))
-        volume = line.get("unit_volume_l")
-        self.volume6.append(micro(volume) if volume is not None else -1)
-        self.hs_code.append(line.get("hs_code"))
-        self.hs_source.append("declared")
-        self.description.append(line["description"])
-        self.category.append(line.get("category"))
-        self.eur_fx6.append(eur_fx6)
-        self.vat_pct6.append(vat_pct6)
 
     def truncate(self, length: int) -> None:
         """Drop the lines of a document rejected half-way through collection."""
