@@ -58,6 +58,7 @@ class Log:
         if requests_seen is not None:
             requests_seen.extend(requests)
         txn.settle(fake_assess(requests))
+        check_available_cache(txn)
         movements = txn.movements(0, "2026-11-21T05:00:00Z")
         record = txn.record(None if offset is None else (topic, offset))
         if record is not None:
@@ -67,6 +68,15 @@ class Log:
         txn.out.movements = movements
         self.out.append(txn.out)
         return txn.out
+
+
+def check_available_cache(txn):
+    """The transaction's running availability equals its definition for every key it touched."""
+    s = txn.stock
+    for key, cached in txn._avail.items():
+        assert cached == (s.received.get(key, 0) + txn.recv.get(key, 0) - s.declared.get(key, 0)
+                          - txn.decl.get(key, 0) - txn.reserved.get(key, 0)), key
+    assert all(v == 0 for v in txn.reserved.values())  # every reservation was settled
 
 
 def conserved(stock: Stock):

@@ -36,9 +36,10 @@ def _need(order: dict) -> dict[tuple[str, str], int]:
     """Units the order needs per (warehouse, sku)."""
     wh = order["warehouse_id"]
     need: dict[tuple[str, str], int] = {}
+    get = need.get
     for line in order["lines"]:
         key = (wh, line["sku"])
-        need[key] = need.get(key, 0) + line["qty"]
+        need[key] = get(key, 0) + line["qty"]
     return need
 
 
@@ -123,7 +124,7 @@ class Stock:
         return stock
 
 
-@dataclass
+@dataclass(slots=True)
 class Candidate:
     order: dict
     need: dict[tuple[str, str], int]
@@ -157,13 +158,21 @@ class Txn:
         self.out = Outcome()
         self.manifest_lines = 0
         self.order_lines = 0
+        # available units per key, computed once per transaction and kept current as recv, decl
+        # and reserved change (received + recv - declared - decl - reserved)
+        self._avail: dict[tuple[str, str], int] = {}
+        # per key: the goods facts an assessment request line carries (facts minus operator_bin)
+        self._line_facts: dict[tuple[str, str], dict] = {}
 
     # -- reads through this transaction ------------------------------------------------------
 
     def available(self, key: tuple[str, str]) -> int:
-        s = self.stock
-        return (s.received.get(key, 0) + self.recv.get(key, 0) - s.declared.get(key, 0)
-                - self.decl.get(key, 0) - self.reserved.get(key, 0))
+        found = self._avail.get(key)
+        if found is None:
+            s = self.stock
+            found = self._avail[key] = (s.received.get(key, 0) + self.recv.get(key, 0) - s.declared.get(key, 0)
+                                        - self.decl.get(key, 0) - self.reserved.get(key, 0))
+        return found
 
     def _facts(self, key: tuple[str, str]) -> dict | None:
         found = self.facts.get(key)
@@ -191,13 +200,17 @@ class Txn:
         self.m[mid] = dig
         wh = manifest["warehouse_id"]
         operator_bin = manifest["operator_bin"]
+        avail = self._avail
         for line in manifest["lines"]:
             key = (wh, line["sku"])
             self.recv[key] = self.recv.get(key, 0) + line["qty"]
+            if key in avail:
+                avail[key] += line["qty"]
             facts = {name: line[name] for name in FACT_FIELDS if line.get(name) is not None}
             facts["operator_bin"] = operator_bin
             if self._facts(key) != facts:
                 self.facts[key] = facts
+                self._line_facts.pop(key, None)
         self.manifest_lines += len(manifest["lines"])
 
     def order(self, order: dict) -> None:
@@ -220,11 +233,19 @@ class Txn:
             self.padd[oid] = [self.now, order]
 
     def _reserve(self, need: dict[tuple[str, str], int]) -> bool:
+        facts, known, avail = self.facts, self.stock.facts, self._avail
         for key, qty in need.items():
-            if self._facts(key) is None or self.available(key) < qty:
+            if key not in facts and key not in known:
                 return False
+            have = avail.get(key)
+            if have is None:
+                have = self.available(key)
+            if have < qty:
+                return False
+        reserved = self.reserved
         for key, qty in need.items():
-            self.reserved[key] = self.reserved.get(key, 0) + qty
+            reserved[key] = reserved.get(key, 0) + qty
+            avail[key] -= qty
         return True
 
     def retry_pending(self) -> None:
@@ -259,18 +280,19 @@ class Txn:
     def requests(self) -> list[dict]:
         """assessment-request/1 documents for the candidates (lines enriched from the manifests)."""
         out = []
+        line_facts = self._line_facts
         for cand in self.candidates:
             order = cand.order
             wh = order["warehouse_id"]
             lines = []
             for line in order["lines"]:
-                facts = self._facts((wh, line["sku"]))
-                enriched = {k: v for k, v in facts.items() if k != "operator_bin"}
-                enriched["sku"] = line["sku"]
-                enriched["qty"] = line["qty"]
-                enriched["unit_price"] = line["unit_price"]
-                enriched["currency"] = line["currency"]
-                lines.append(enriched)
+                sku = line["sku"]
+                base = line_facts.get((wh, sku))
+                if base is None:
+                    facts = self._facts((wh, sku))
+                    base = line_facts[(wh, sku)] = {k: v for k, v in facts.items() if k != "operator_bin"}
+                lines.append({**base, "sku": sku, "qty": line["qty"], "unit_price": line["unit_price"],
+                              "currency": line["currency"]})
             request = {"schema": "assessment-request/1", "order_id": order["order_id"], "flow": "warehouse",
                        "ordered_at": order["ordered_at"], "marketplace": order["marketplace"], "lines": lines}
             if "buyer" in order:
@@ -282,24 +304,28 @@ class Txn:
         """Take the assessor's answers (same order as `requests()`): declare or reject each."""
         if len(results) != len(self.candidates):
             raise ValueError(f"{len(results)} results for {len(self.candidates)} candidates")
+        reserved, decl, avail = self.reserved, self.decl, self._avail
+        declarations, rejections, o = self.out.declarations, self.out.rejections, self.o
         for cand, result in zip(self.candidates, results):
             order = cand.order
             oid = order["order_id"]
-            for key, qty in cand.need.items():
-                self.reserved[key] -= qty
             if result.get("schema") == "assessment/1":
                 for key, qty in cand.need.items():
-                    self.decl[key] = self.decl.get(key, 0) + qty
+                    reserved[key] -= qty  # reserved becomes declared: available is unchanged
+                    decl[key] = decl.get(key, 0) + qty
                 wh = order["warehouse_id"]
-                declaration = dict(result)
-                declaration["declaration_id"] = declaration_id(oid)
-                declaration["warehouse_id"] = wh
-                declaration["operator_bin"] = self._facts((wh, order["lines"][0]["sku"]))["operator_bin"]
-                self.out.declarations.append(declaration)
-                self.o[oid] = [DECLARED, cand.digest]
+                # the assessor's answer is ours: extend it in place into the declaration
+                result["declaration_id"] = declaration_id(oid)
+                result["warehouse_id"] = wh
+                result["operator_bin"] = self._facts((wh, order["lines"][0]["sku"]))["operator_bin"]
+                declarations.append(result)
+                o[oid] = [DECLARED, cand.digest]
             else:
-                self.out.rejections.append(result)
-                self.o[oid] = [REJECTED, cand.digest]
+                for key, qty in cand.need.items():
+                    reserved[key] -= qty
+                    avail[key] += qty
+                rejections.append(result)
+                o[oid] = [REJECTED, cand.digest]
             if cand.from_pending:
                 self.pdel.append(oid)
         self.candidates = []
