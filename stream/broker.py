@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from dataclasses import dataclass, field
 import click
 
 from stream import settings as settings_module
+from stream.processes import free_port, stop_process
 
 # Public topics (DESIGN.md sections 3 and 6). Inputs are keyed by warehouse_id and co-partitioned.
 INBOUND = "goods.inbound"
@@ -39,12 +39,6 @@ def topic_plan(partitions: int, app_id: str) -> dict[str, int]:
     plan[f"{app_id}-{STOCK_TABLE}-changelog"] = partitions
     plan[f"{app_id}-__assignor-__leader"] = 1
     return plan
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
 
 
 def parse_listen(listen: str) -> tuple[str, int]:
@@ -149,14 +143,7 @@ class Broker:
 
     def stop(self, grace: float = 5.0) -> None:
         process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(grace)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, grace)
 
     def __enter__(self) -> "Broker":
         return self.start()

@@ -21,6 +21,7 @@ import click
 import orjson
 
 from stream.broker import DECLARATIONS, MOVEMENTS, REJECTIONS, Broker
+from stream.processes import stop_process
 
 DEMO_ENV = {
     "CUSTOMS_SESSION_TIMEOUT_SECONDS": "10", "CUSTOMS_HEARTBEAT_SECONDS": "1",
@@ -219,12 +220,6 @@ def demo_command(orders, page_size, rate, hold, invalid_rate, seed, timeout, cli
         if summary["unsettled"]:
             sys.exit(1)
     finally:
-        if worker is not None and worker.poll() is None:
-            worker.send_signal(signal.SIGTERM)
-            try:
-                worker.wait(20)
-            except subprocess.TimeoutExpired:
-                worker.kill()
-                worker.wait()
+        stop_process(worker, 20)
         stack.close()
         shutil.rmtree(tmp, ignore_errors=True)

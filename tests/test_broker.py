@@ -5,7 +5,6 @@ import asyncio
 import os
 import signal
 import socket
-import subprocess
 import time
 
 import pytest

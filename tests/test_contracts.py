@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
 from stream.contracts.reasons import REASONS, rejection
-from tests.schema_oracle import SCHEMA_DIR, SCHEMA_FILES, SCHEMAS, schema_validator
+from tests.schema_oracle import SCHEMA_FILES, SCHEMAS, schema_validator
 from stream.contracts.validate import (
     parse_json_line,
     ref_of,

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import textwrap
@@ -19,7 +18,7 @@ import urllib.request
 
 import pytest
 
-from stream.analytics.server import free_port
+from stream.processes import free_port, stop_process
 
 pytestmark = [pytest.mark.prometheus, pytest.mark.slow]
 
@@ -46,13 +45,7 @@ EXPORTER = textwrap.dedent("""
 
 
 def stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
+    stop_process(process, 15)
 
 
 @pytest.fixture

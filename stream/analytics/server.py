@@ -21,6 +21,7 @@ from xml.sax.saxutils import escape
 import click
 
 from stream.analytics import schema
+from stream.processes import free_port, stop_process
 
 HOST = "127.0.0.1"
 
@@ -95,12 +96,6 @@ def server_command() -> list[str] | None:
 
 def clickhouse_available() -> bool:
     return server_command() is not None
-
-
-def free_port(host: str = HOST) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
 
 
 class LocalClickHouse:
@@ -201,14 +196,7 @@ class LocalClickHouse:
 
     def stop(self, timeout: float = 30.0) -> None:
         process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
+        stop_process(process, timeout)
 
     def kill(self) -> None:
         """SIGKILL, as an outage would: no clean shutdown."""
