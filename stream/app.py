@@ -76,6 +76,11 @@ def create_app(cfg: settings_module.Settings, *, assessor=None, metrics=None, si
 
     @app.on_before_shutdown.connect
     async def stop_outputs(sender, **kwargs):
+        try:  # records of the pages processed so far, so a restart need not repeat them
+            await asyncio.wait_for(processor.drain(), timeout=10.0)
+        except asyncio.TimeoutError:
+            log.warning("stopping with pages in flight: they are processed again after a restart")
+        await processor.stop()
         await outputs.stop()
 
     if sink is not None:

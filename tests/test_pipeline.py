@@ -48,7 +48,9 @@ def test_manifest_then_orders_declared(pipeline):
     produce(pipeline.bootstrap, "orders",
             [{"schema": "page/1", "items": [order("T1-O1", ("T1-A", 2), wh=wh), order("T1-O2", ("T1-B", 1), ("T1-A", 1), wh=wh)]},
              order("T1-O3", ("T1-A", 1), wh=wh)], key=wh.encode())
-    docs = read_all(pipeline.bootstrap, OUT, lambda d: {"T1-O1", "T1-O2", "T1-O3"} <= set(refs(d, "declarations")))
+    # outputs on different topics arrive in no set order: keep reading a moment for the movements
+    docs = read_all(pipeline.bootstrap, OUT, lambda d: {"T1-O1", "T1-O2", "T1-O3"} <= set(refs(d, "declarations")),
+                    idle=1.0)
     declared = {d["order_id"]: d for d in docs["declarations"] if d["order_id"].startswith("T1-")}
     assert set(declared) == {"T1-O1", "T1-O2", "T1-O3"}
     d = declared["T1-O2"]

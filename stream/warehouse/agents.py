@@ -6,13 +6,24 @@ applied strictly in order. For each page (a `page/1` message or a single documen
 1. parse and validate every item; invalid ones become `rejection/1`;
 2. a stock transaction (stream/warehouse/stock.py) receives manifests, reserves stock for orders
    (or parks them as pending), and the assessor prices all candidates of the page in one batch;
-3. the outputs are produced and their delivery awaited;
-4. the transaction's record goes to the `stock` table as ONE changelog message, then is applied.
+3. the transaction's record is applied to the in-memory state at once (the next page reads it),
+   and the outputs are handed to the producer;
+4. a committer task, in page order, awaits the delivery of each page's outputs, then writes the
+   page's record to the `stock` table as ONE changelog message, then acknowledges the input message
+   (only acknowledged offsets are committed, and Faust flushes the changelog before committing).
+
+Steps 1-3 of the next pages overlap step 4 of earlier ones, with at most `MAX_IN_FLIGHT` pages
+(and ticks) between processing and their record. What is durable stays what the serial order
+gave: a record is written only after its page's outputs are acknowledged, records are written in
+sequence order, and an input offset is committed only after its record. A crash loses the
+in-memory state of unrecorded pages; their offsets are not committed, so they are processed again
+from the recorded state and repeat the same outputs (same deterministic declaration ids).
+Partitions are drained (every record written) before they are revoked or reassigned.
 
 At-least-once with idempotent effects: a page whose record reached the changelog is skipped when
 redelivered (its outputs were delivered before the record was written); a page whose record did
-not is processed again and repeats the same outputs (same deterministic declaration ids). Manifests
-and orders repeated by a feed are caught by id and content digest.
+not is processed again and repeats the same outputs. Manifests and orders repeated by a feed are
+caught by id and content digest.
 """
 from __future__ import annotations
 
@@ -20,10 +31,12 @@ import asyncio
 import datetime as dt
 import logging
 import time
-from typing import Any, Callable
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable
 
 import orjson
 
+from stream._gc import gc_paused
 from stream.broker import DECLARATIONS, INBOUND, MOVEMENTS, ORDERS, REJECTIONS, STOCK_TABLE
 from stream.contracts.reasons import rejection
 from stream.contracts.validate import parse_json_line, ref_of, validate, validate_document
@@ -32,6 +45,8 @@ from stream.warehouse.stock import Stock, Txn
 log = logging.getLogger(__name__)
 
 EXPECTED = {INBOUND: "goods-manifest/1", ORDERS: "order/1"}
+# pages (and ticks) processed whose outputs are still being delivered, before the next page waits
+MAX_IN_FLIGHT = 4
 
 
 def _now_iso() -> str:
@@ -73,19 +88,21 @@ def parse_message(raw: bytes | None, topic: str, txn: Txn) -> int:
 
 
 class Outputs:
-    """Produces a transaction's outputs in batches on one aiokafka producer and awaits delivery."""
+    """Produces a transaction's outputs in batches on one aiokafka producer."""
 
     def __init__(self, bootstrap: str, max_bytes: int):
         self.bootstrap = bootstrap
         self.max_bytes = max_bytes
+        self.batch_bytes = max(max_bytes, 1 << 20)
+        self.max_message_bytes = self.batch_bytes - 4096  # what one message may take of a batch
         self.producer = None
 
     async def start(self) -> None:
         from aiokafka import AIOKafkaProducer
 
         self.producer = AIOKafkaProducer(
-            bootstrap_servers=self.bootstrap, acks=1, linger_ms=2,
-            max_batch_size=min(self.max_bytes, 512 * 1024), max_request_size=max(self.max_bytes, 1 << 20) + (1 << 16),
+            bootstrap_servers=self.bootstrap, acks=1, linger_ms=5,
+            max_batch_size=self.batch_bytes, max_request_size=self.batch_bytes + (1 << 16),
         )
         await self.producer.start()
 
@@ -94,7 +111,8 @@ class Outputs:
             producer, self.producer = self.producer, None
             await producer.stop()
 
-    async def send(self, partition: int, per_topic: dict[str, list[tuple[bytes, bytes]]]) -> None:
+    async def send(self, partition: int, per_topic: dict[str, list[tuple[bytes, bytes]]]) -> list[asyncio.Future]:
+        """Hand the messages to the producer; the futures resolve when the broker acknowledged them."""
         if self.producer is None:
             await self.start()
         producer = self.producer
@@ -103,15 +121,34 @@ class Outputs:
             if not messages:
                 continue
             batch = producer.create_batch()
+            append = batch.append
             for key, value in messages:
-                if batch.append(key=key, value=value, timestamp=None) is None:
+                if append(key=key, value=value, timestamp=None) is None:
                     futures.append(await producer.send_batch(batch, topic, partition=partition))
                     batch = producer.create_batch()
-                    if batch.append(key=key, value=value, timestamp=None) is None:
+                    append = batch.append
+                    if append(key=key, value=value, timestamp=None) is None:
                         raise ValueError(f"a {topic} message of {len(value)} bytes exceeds the batch size")
             futures.append(await producer.send_batch(batch, topic, partition=partition))
+        return futures
+
+    async def deliver(self, partition: int, per_topic: dict[str, list[tuple[bytes, bytes]]]) -> None:
+        """Send and await the broker's acknowledgement of every message."""
+        futures = await self.send(partition, per_topic)
         if futures:
             await asyncio.gather(*futures)
+
+
+@dataclass(slots=True)
+class Flight:
+    """A processed page (or tick) on its way out: outputs sent, record not yet written."""
+    partition: int
+    per_topic: dict[str, list[tuple[bytes | None, bytes]]]
+    record_key: bytes | None = None
+    record_value: bytes | None = None
+    ack: Callable[[], Awaitable[Any]] | None = None
+    counts: tuple | None = None  # metrics, counted once delivered
+    futures: list | None = field(default_factory=list)  # None: to be sent (again)
 
 
 class Processor:
@@ -119,7 +156,7 @@ class Processor:
 
     def __init__(self, *, assess: Callable[[list[dict]], list[dict]], outputs: Outputs, hold_seconds: float,
                  write_record: Callable[[int, bytes, bytes], None], records: Callable[[], Any],
-                 metrics: Any = None):
+                 metrics: Any = None, max_in_flight: int = MAX_IN_FLIGHT):
         self.assess = assess
         self.outputs = outputs
         self.hold_seconds = hold_seconds
@@ -129,6 +166,9 @@ class Processor:
         self.states: dict[int, Stock] = {}
         self.lock = asyncio.Lock()
         self.pages = 0
+        self.max_in_flight = max(1, max_in_flight)
+        self.flights: asyncio.Queue[Flight] | None = None
+        self.committer: asyncio.Task | None = None
 
     # -- state per partition -----------------------------------------------------------------
 
@@ -142,8 +182,9 @@ class Processor:
         """Fold the partition's records (recovered by Faust from the changelog) into a Stock."""
         prefix = f"{partition}:".encode()
         stock = Stock()
-        for key in sorted(k for k in list(self.records().keys()) if k.startswith(prefix)):
-            stock.apply(orjson.loads(self.records()[key]))
+        records = self.records()
+        for key in sorted(k for k in list(records.keys()) if k.startswith(prefix)):
+            stock.apply(orjson.loads(records[key]))
         if stock.seq:
             log.info("partition %d: state rebuilt from %d records", partition, stock.seq)
         return stock
@@ -154,29 +195,36 @@ class Processor:
 
     # -- processing --------------------------------------------------------------------------
 
-    async def page(self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None) -> None:
+    async def page(self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None,
+                   ack: Callable[[], Awaitable[Any]] | None = None) -> None:
+        """Process one input message; ``ack`` is awaited once its record is written (or it was applied)."""
         async with self.lock:
             stock = self.state(partition)
             if stock.applied(topic, offset):
-                return  # redelivered after its record was written: outputs went out before
+                # redelivered after its record was made: acknowledged behind the records in flight
+                await self._launch(Flight(partition, {}, ack=ack))
+                return
             started = time.perf_counter()
-            txn = stock.begin(time.time())
-            try:
-                parse_message(value, topic, txn)
-                if topic == INBOUND:
-                    txn.retry_pending()
-                await self._finish(txn, partition, (topic, offset))
-            except Exception as exc:  # a defect must not stop the partition: reject the message
-                log.exception("partition %d offset %d of %s failed", partition, offset, topic)
+            with gc_paused():
                 txn = stock.begin(time.time())
-                txn.reject(None, "malformed_json" if isinstance(exc, (ValueError, KeyError, TypeError)) else
-                           "unknown_schema", f"message at {topic}[{partition}]@{offset} could not be processed: "
-                           f"{type(exc).__name__}: {exc}"[:500])
-                await self._finish(txn, partition, (topic, offset))
+                try:
+                    parse_message(value, topic, txn)
+                    if topic == INBOUND:
+                        txn.retry_pending()
+                    flight = self._prepare(txn, partition, (topic, offset))
+                except Exception as exc:  # a defect must not stop the partition: reject the message
+                    log.exception("partition %d offset %d of %s failed", partition, offset, topic)
+                    txn = stock.begin(time.time())
+                    txn.reject(None, "malformed_json" if isinstance(exc, (ValueError, KeyError, TypeError)) else
+                               "unknown_schema", f"message at {topic}[{partition}]@{offset} could not be processed: "
+                               f"{type(exc).__name__}: {exc}"[:500])
+                    flight = self._prepare(txn, partition, (topic, offset))
+            flight.ack = ack
             if self.metrics is not None:
                 kind = "manifest" if topic == INBOUND else "order"
                 self.metrics.record_ingested(kind, txn.manifest_lines if topic == INBOUND else txn.order_lines)
                 self.metrics.observe_batch(kind + "_page", time.perf_counter() - started)
+            await self._launch(flight)
             self.pages += 1
 
     async def tick(self) -> None:
@@ -185,17 +233,20 @@ class Processor:
             pending = 0
             for partition, stock in list(self.states.items()):
                 if stock.pending:
-                    txn = stock.begin(time.time())
-                    txn.retry_pending()
-                    txn.expire(self.hold_seconds)
-                    await self._finish(txn, partition, None)
+                    with gc_paused():
+                        txn = stock.begin(time.time())
+                        txn.retry_pending()
+                        txn.expire(self.hold_seconds)
+                        flight = self._prepare(txn, partition, None)
+                    await self._launch(flight)
                 pending += len(stock.pending)
             if self.metrics is not None:
                 self.metrics.set_pending(pending)
                 for wh, row in self.totals().items():
                     self.metrics.set_stock(wh, row["on_hand"], 0)
 
-    async def _finish(self, txn: Txn, partition: int, src) -> None:
+    def _prepare(self, txn: Txn, partition: int, src) -> Flight:
+        """Decide the transaction: assess, settle, serialise the outputs and apply the record in memory."""
         stock = txn.stock
         requests = txn.requests()
         if requests:
@@ -207,34 +258,99 @@ class Processor:
         record = txn.record(src)
         out = txn.out
         dumps = orjson.dumps
-        per_topic: dict[str, list[tuple[bytes, bytes]]] = {}
+        per_topic: dict[str, list[tuple[bytes | None, bytes]]] = {}
         if out.declarations:
             per_topic[DECLARATIONS] = [(d["warehouse_id"].encode(), dumps(d)) for d in out.declarations]
         if out.rejections:
             per_topic[REJECTIONS] = [(None, dumps(r)) for r in out.rejections]
         if movements:
             per_topic[MOVEMENTS] = [(m["warehouse_id"].encode(), dumps(m)) for m in movements]
-        await self.outputs.send(partition, per_topic)
-        if record is not None:
-            self.write_record(partition, f"{partition}:{record['seq']:012d}".encode(), dumps(record))
-            stock.apply(record)
+        limit = self.outputs.max_message_bytes
+        for topic, messages in per_topic.items():
+            for _, value in messages:
+                if len(value) > limit:
+                    raise ValueError(f"a {topic} message of {len(value)} bytes exceeds the batch size")
+        flight = Flight(partition, per_topic)
         if self.metrics is not None:
-            self._count(out)
+            flight.counts = _counts(out)
+        if record is not None:
+            flight.record_key = f"{partition}:{record['seq']:012d}".encode()
+            flight.record_value = dumps(record)
+            stock.apply(record)  # last: the next transaction reads it; durable once the committer wrote it
+        return flight
 
-    def _count(self, out) -> None:
+    # -- delivery, records, acknowledgements -------------------------------------------------
+
+    async def _launch(self, flight: Flight) -> None:
+        """Send the flight's outputs and queue it for the committer (waits while too many are in flight)."""
+        if self.committer is None or self.committer.done():
+            if self.committer is not None and not self.committer.cancelled() and self.committer.exception():
+                raise RuntimeError("the committer failed") from self.committer.exception()
+            if self.flights is None:
+                self.flights = asyncio.Queue(self.max_in_flight)
+            self.committer = asyncio.ensure_future(self._commit_loop())
+        if flight.per_topic:
+            try:
+                flight.futures = await self.outputs.send(flight.partition, flight.per_topic)
+            except Exception as exc:  # the committer sends them again
+                log.warning("partition %d: outputs not sent (%s: %s)", flight.partition, type(exc).__name__, exc)
+                flight.futures = None
+        await self.flights.put(flight)
+
+    async def _commit_loop(self) -> None:
+        flights = self.flights
+        while True:
+            flight = await flights.get()
+            try:
+                await self._land(flight)
+            finally:
+                flights.task_done()
+
+    async def _land(self, flight: Flight) -> None:
+        """Await delivery (sending again until the broker takes it), then write the record, then ack."""
+        attempt = 0
+        while True:
+            try:
+                if flight.futures is None:
+                    flight.futures = await self.outputs.send(flight.partition, flight.per_topic)
+                if flight.futures:
+                    await asyncio.gather(*flight.futures)
+                break
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # outputs repeat with the same ids: consumers deduplicate
+                attempt += 1
+                log.warning("partition %d: outputs not delivered (%s: %s), sending them again (attempt %d)",
+                            flight.partition, type(exc).__name__, exc, attempt)
+                await asyncio.sleep(min(0.05 * 2 ** attempt, 5.0))
+                flight.futures = None
+        if flight.record_key is not None:
+            self.write_record(flight.partition, flight.record_key, flight.record_value)
+        if flight.ack is not None:
+            await flight.ack()
+        if flight.counts is not None:
+            self._count(flight.counts)
+
+    async def drain(self) -> None:
+        """Wait until every processed page has its outputs delivered, its record written and is acked."""
+        if self.flights is not None and self.committer is not None and not self.committer.done():
+            await self.flights.join()
+
+    async def stop(self) -> None:
+        committer, self.committer = self.committer, None
+        if committer is not None and not committer.done():
+            committer.cancel()
+            try:
+                await committer
+            except asyncio.CancelledError:
+                pass
+        self.flights = None
+
+    def _count(self, counts) -> None:
         m = self.metrics
-        by_wh: dict[str, list[int]] = {}
-        for d in out.declarations:
-            row = by_wh.setdefault(d["warehouse_id"], [0, 0, 0, 0])
-            row[0] += 1
-            row[1] += _tiyn(d["duty"])
-            row[2] += _tiyn(d["excise"])
-            row[3] += _tiyn(d["vat"])
+        by_wh, reasons = counts
         for wh, (count, duty, excise, vat) in by_wh.items():
             m.record_declarations(wh, count, duty, excise, vat)
-        reasons: dict[str, int] = {}
-        for r in out.rejections:
-            reasons[r["reason"]] = reasons.get(r["reason"], 0) + 1
         for reason, count in reasons.items():
             m.record_rejections(reason, count)
 
@@ -248,8 +364,27 @@ class Processor:
         return out
 
 
+def _counts(out) -> tuple[dict[str, list[int]], dict[str, int]]:
+    """Declarations (count, duty, excise, VAT in tiyn) per warehouse and rejections per reason."""
+    by_wh: dict[str, list[int]] = {}
+    for d in out.declarations:
+        row = by_wh.get(d["warehouse_id"])
+        if row is None:
+            row = by_wh[d["warehouse_id"]] = [0, 0, 0, 0]
+        row[0] += 1
+        row[1] += _tiyn(d["duty"])
+        row[2] += _tiyn(d["excise"])
+        row[3] += _tiyn(d["vat"])
+    reasons: dict[str, int] = {}
+    for r in out.rejections:
+        reasons[r["reason"]] = reasons.get(r["reason"], 0) + 1
+    return by_wh, reasons
+
+
 def _tiyn(amount: str) -> int:
     """"123.45" -> 12345 (exact; amounts in assessment/1 have exactly two decimals)."""
+    if amount[-3:-2] == ".":
+        return int(amount.replace(".", "", 1))
     whole, _, frac = amount.partition(".")
     return int(whole) * 100 + int((frac + "00")[:2])
 
@@ -269,9 +404,12 @@ def install(app, processor_factory: Callable[[Any], Processor], partitions: int,
 
     @app.agent(inputs, concurrency=1, name="warehouse")
     async def warehouse(stream):
-        async for event in stream.events():
+        # acknowledged by the committer once the page's record is written (not when the next arrives)
+        manual = stream.noack()
+        async for event in manual.events():
             message = event.message
-            await processor.page(message.topic, message.partition, message.offset, message.key, message.value)
+            await processor.page(message.topic, message.partition, message.offset, message.key, message.value,
+                                 ack=lambda event=event: manual.ack(event))
 
     @app.timer(tick_seconds)
     async def pending_tick():
@@ -281,12 +419,14 @@ def install(app, processor_factory: Callable[[Any], Processor], partitions: int,
     @app.on_partitions_revoked.connect
     async def on_revoked(sender, revoked, **kwargs):
         async with processor.lock:
+            await processor.drain()  # every processed page's record written before the partition goes
             processor.forget({tp.partition for tp in revoked if tp.topic in (INBOUND, ORDERS)})
 
     @app.on_partitions_assigned.connect
     async def on_assigned(sender, assigned, **kwargs):
         # a partition we keep stays valid; one that comes back is rebuilt after recovery
         async with processor.lock:
+            await processor.drain()
             held = {tp.partition for tp in assigned if tp.topic in (INBOUND, ORDERS)}
             processor.forget([p for p in list(processor.states) if p not in held])
 
