@@ -104,7 +104,8 @@ def kernel_figures(lines: int, twin_lines: int | None = None, repeat: int = 3) -
 def classifier_figures(titles: int) -> dict:
     from stream import classify
 
-    return classify.benchmark(n=titles)
+    figures = classify.benchmark(n=titles)
+    return {key: round(value, 1) if isinstance(value, float) else value for key, value in figures.items()}
 
 
 def cli_figures(orders: int, seed: int = 1) -> dict:
