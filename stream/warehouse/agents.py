@@ -47,6 +47,8 @@ log = logging.getLogger(__name__)
 EXPECTED = {INBOUND: "goods-manifest/1", ORDERS: "order/1"}
 # pages (and ticks) processed whose outputs are still being delivered, before the next page waits
 MAX_IN_FLIGHT = 4
+# seconds to wait for a page's outputs to be acknowledged before sending them again
+DELIVERY_TIMEOUT = 60.0
 
 
 def _now_iso() -> str:
@@ -96,15 +98,26 @@ class Outputs:
         self.batch_bytes = max(max_bytes, 1 << 20)
         self.max_message_bytes = self.batch_bytes - 4096  # what one message may take of a batch
         self.producer = None
+        self._starting: asyncio.Lock | None = None
 
     async def start(self) -> None:
+        """Start the producer once. The app's start task and the first page may both get here: without
+        the lock each made a producer, the second replaced the first, and the first (with the page's
+        messages in it) was collected with its sender task, so the page's deliveries never resolved
+        and the worker stalled (seen after a restart, when pages are waiting at once)."""
         from aiokafka import AIOKafkaProducer
 
-        self.producer = AIOKafkaProducer(
-            bootstrap_servers=self.bootstrap, acks=1, linger_ms=5,
-            max_batch_size=self.batch_bytes, max_request_size=self.batch_bytes + (1 << 16),
-        )
-        await self.producer.start()
+        if self._starting is None:
+            self._starting = asyncio.Lock()
+        async with self._starting:
+            if self.producer is not None:
+                return
+            producer = AIOKafkaProducer(
+                bootstrap_servers=self.bootstrap, acks=1, linger_ms=5,
+                max_batch_size=self.batch_bytes, max_request_size=self.batch_bytes + (1 << 16),
+            )
+            await producer.start()
+            self.producer = producer
 
     async def stop(self) -> None:
         if self.producer is not None:
@@ -205,27 +218,32 @@ class Processor:
                 await self._launch(Flight(partition, {}, ack=ack))
                 return
             started = time.perf_counter()
-            with gc_paused():
-                txn = stock.begin(time.time())
-                try:
-                    parse_message(value, topic, txn)
-                    if topic == INBOUND:
-                        txn.retry_pending()
-                    flight = self._prepare(txn, partition, (topic, offset))
-                except Exception as exc:  # a defect must not stop the partition: reject the message
-                    log.exception("partition %d offset %d of %s failed", partition, offset, topic)
-                    txn = stock.begin(time.time())
-                    txn.reject(None, "malformed_json" if isinstance(exc, (ValueError, KeyError, TypeError)) else
-                               "unknown_schema", f"message at {topic}[{partition}]@{offset} could not be processed: "
-                               f"{type(exc).__name__}: {exc}"[:500])
-                    flight = self._prepare(txn, partition, (topic, offset))
+            with gc_paused():  # the page's objects are gone (all but its outputs) when GC resumes
+                flight, lines = self._process(stock, topic, partition, offset, value)
             flight.ack = ack
             if self.metrics is not None:
                 kind = "manifest" if topic == INBOUND else "order"
-                self.metrics.record_ingested(kind, txn.manifest_lines if topic == INBOUND else txn.order_lines)
+                self.metrics.record_ingested(kind, lines)
                 self.metrics.observe_batch(kind + "_page", time.perf_counter() - started)
             await self._launch(flight)
             self.pages += 1
+
+    def _process(self, stock: Stock, topic: str, partition: int, offset: int, value: bytes | None) -> tuple[Flight, int]:
+        """One input message as a transaction: the flight to launch and the lines it brought in."""
+        txn = stock.begin(time.time())
+        try:
+            parse_message(value, topic, txn)
+            if topic == INBOUND:
+                txn.retry_pending()
+            flight = self._prepare(txn, partition, (topic, offset))
+        except Exception as exc:  # a defect must not stop the partition: reject the message
+            log.exception("partition %d offset %d of %s failed", partition, offset, topic)
+            txn = stock.begin(time.time())
+            txn.reject(None, "malformed_json" if isinstance(exc, (ValueError, KeyError, TypeError)) else
+                       "unknown_schema", f"message at {topic}[{partition}]@{offset} could not be processed: "
+                       f"{type(exc).__name__}: {exc}"[:500])
+            flight = self._prepare(txn, partition, (topic, offset))
+        return flight, txn.manifest_lines if topic == INBOUND else txn.order_lines
 
     async def tick(self) -> None:
         """Retry and expire pending orders of every partition this worker holds."""
@@ -314,7 +332,8 @@ class Processor:
                 if flight.futures is None:
                     flight.futures = await self.outputs.send(flight.partition, flight.per_topic)
                 if flight.futures:
-                    await asyncio.gather(*flight.futures)
+                    # aiokafka fails a batch after its request timeout; this bounds a sender that died
+                    await asyncio.wait_for(asyncio.gather(*flight.futures), DELIVERY_TIMEOUT)
                 break
             except asyncio.CancelledError:
                 raise
