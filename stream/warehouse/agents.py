@@ -333,7 +333,14 @@ class Processor:
                     flight.futures = await self.outputs.send(flight.partition, flight.per_topic)
                 if flight.futures:
                     # aiokafka fails a batch after its request timeout; this bounds a sender that died
-                    await asyncio.wait_for(asyncio.gather(*flight.futures), DELIVERY_TIMEOUT)
+                    # (asyncio.wait, not wait_for: wait_for in 3.11 can swallow a cancellation)
+                    done, late = await asyncio.wait(flight.futures, timeout=DELIVERY_TIMEOUT)
+                    if late:
+                        for future in late:  # their eventual failure is not an unretrieved error
+                            future.add_done_callback(lambda f: f.cancelled() or f.exception())
+                        raise TimeoutError(f"{len(late)} batches unacknowledged after {DELIVERY_TIMEOUT:.0f} s")
+                    for future in done:
+                        future.result()
                 break
             except asyncio.CancelledError:
                 raise
@@ -359,10 +366,7 @@ class Processor:
         committer, self.committer = self.committer, None
         if committer is not None and not committer.done():
             committer.cancel()
-            try:
-                await committer
-            except asyncio.CancelledError:
-                pass
+            await asyncio.wait([committer], timeout=5.0)
         self.flights = None
 
     def _count(self, counts) -> None:
