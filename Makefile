@@ -4,13 +4,14 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test test-pure bench services build clean help
+.PHONY: setup demo test test-pure lint bench services build clean help
 
 help:
 	@echo "make setup      create .venv, install the project (editable, test extras), build the compiled core, install services"
 	@echo "make demo       run the main job on the embedded defaults (broker, worker, load, summary)"
 	@echo "make test       the whole test suite, compiled core and real services"
 	@echo "make test-pure  the suite on the pure-Python twin (CUSTOMS_STREAM_PUREPYTHON=1)"
+	@echo "make lint       ruff: undefined names, unused imports, syntax errors"
 	@echo "make bench      pytest-benchmark suites and the core figures"
 
 setup: $(STAMP) build services
@@ -35,7 +36,10 @@ services:
 demo: setup
 	$(VENV)/bin/customs-stream demo
 
-test: setup
+lint: $(STAMP)
+	$(VENV)/bin/ruff check stream tests bench scripts
+
+test: setup lint
 	$(PY) -m pytest
 
 test-pure: setup

@@ -96,6 +96,7 @@ setup(
             "jsonschema>=4.20",
             "rfc3339-validator>=0.1.4",
             "pyyaml>=6",
+            "ruff>=0.5",
         ],
     },
     entry_points={"console_scripts": ["customs-stream = stream.cli:main"]},

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import time
 
-import orjson
 import pytest
 
 from stream.declaration.ids import declaration_id

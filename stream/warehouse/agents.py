@@ -38,7 +38,6 @@ import orjson
 
 from stream._gc import gc_paused
 from stream.broker import DECLARATIONS, INBOUND, MOVEMENTS, ORDERS, REJECTIONS, STOCK_TABLE
-from stream.contracts.reasons import rejection
 from stream.contracts.validate import parse_json_line, ref_of, validate, validate_document
 from stream.warehouse.stock import Stock, Txn
 
