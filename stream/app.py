@@ -8,6 +8,7 @@ the stock from the table's changelog.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import dataclasses
 import logging
 import os
@@ -17,6 +18,9 @@ import click
 
 from stream import settings as settings_module
 from stream.broker import bootstrap_of, ensure_topics, topic_plan
+from stream.core.fixed import micro
+from stream.declaration.engine import KAZAKHSTAN_UTC_OFFSET
+from stream.rules.fx import RateNotFound
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +28,22 @@ log = logging.getLogger(__name__)
 def tick_seconds(hold_seconds: float) -> float:
     """How often pending orders are re-checked: a quarter of the hold time, within [0.2 s, 5 s]."""
     return min(max(hold_seconds / 4, 0.2), 5.0)
+
+
+class StockValuer:
+    """Value of goods under customs control: their manifest price at today's National Bank rate
+    (Kazakhstan's calendar date), in exact tiyn; goods in a currency without a rate count as 0."""
+
+    def __init__(self, fx):
+        self.fx = fx
+
+    def __call__(self, units: int, unit_price: str, currency: str) -> int:
+        today = (dt.datetime.now(dt.timezone.utc) + KAZAKHSTAN_UTC_OFFSET).date()
+        try:
+            rate6 = self.fx.rate_micro(currency, today)
+        except RateNotFound:
+            return 0
+        return (units * micro(unit_price) * rate6 + 5 * 10**9) // 10**10  # micro * micro -> tiyn, half up
 
 
 def create_app(cfg: settings_module.Settings, *, assessor=None, metrics=None, sink=None):
@@ -66,6 +86,7 @@ def create_app(cfg: settings_module.Settings, *, assessor=None, metrics=None, si
 
     def factory(table_access):
         return Processor(assess=lambda docs: assessor.assess(docs, validated=True), outputs=outputs,
+                         value_of=StockValuer(assessor.rules.fx),
                          hold_seconds=cfg.pending_hold_seconds, metrics=metrics, **table_access)
 
     processor, _table = install(app, factory, cfg.partitions, tick_seconds(cfg.pending_hold_seconds))

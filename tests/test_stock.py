@@ -403,3 +403,36 @@ def test_pipeline_crash_anywhere_loses_nothing_and_counts_once():
         assert got.declared == reference.declared, seed
         assert {k: v[0] for k, v in got.orders.items()} == {k: v[0] for k, v in reference.orders.items()}, seed
         conserved(got)
+
+
+def test_goods_under_control_are_valued_at_their_manifest_price():
+    import datetime as dt
+
+    from stream.app import StockValuer
+    from stream.declaration.engine import KAZAKHSTAN_UTC_OFFSET
+    from stream.rules import load_rules
+
+    stock = Stock()
+    txn = stock.begin(0.0)
+    txn.receive({"manifest_id": "M-V", "warehouse_id": "W1", "operator_bin": "123456789012", "lines": [
+        {"sku": "A", "qty": 10, "unit_price": "4.35", "currency": "USD", "description": "T-shirt", "origin": "CN",
+         "unit_weight_kg": "0.2"},
+        {"sku": "B", "qty": 3, "unit_price": "100", "currency": "KZT", "description": "Pen", "origin": "CN",
+         "unit_weight_kg": "0.01"}]})
+    stock.apply(txn.record())
+
+    per_unit_tiyn = {("4.35", "USD"): 870, ("100", "KZT"): 10000}  # a stand-in rate of KZT 2.00 per USD
+
+    def value_of(units, unit_price, currency):
+        return units * per_unit_tiyn[(unit_price, currency)]
+
+    totals = stock.totals(value_of)["W1"]
+    assert totals["on_hand"] == 13
+    assert totals["value_tiyn"] == 10 * 870 + 3 * 10000
+    assert stock.totals()["W1"]["value_tiyn"] == 0  # no valuer, no value
+
+    fx = load_rules().fx
+    valuer = StockValuer(fx)
+    today = (dt.datetime.now(dt.timezone.utc) + KAZAKHSTAN_UTC_OFFSET).date()
+    assert valuer(10, "4.35", "USD") == (10 * 4_350_000 * fx.rate_micro("USD", today) + 5 * 10**9) // 10**10
+    assert valuer(1, "1", "XAU") == 0

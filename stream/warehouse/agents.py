@@ -168,8 +168,10 @@ class Processor:
 
     def __init__(self, *, assess: Callable[[list[dict]], list[dict]], outputs: Outputs, hold_seconds: float,
                  write_record: Callable[[int, bytes, bytes], None], records: Callable[[], Any],
-                 metrics: Any = None, max_in_flight: int = MAX_IN_FLIGHT):
+                 metrics: Any = None, max_in_flight: int = MAX_IN_FLIGHT,
+                 value_of: Callable[[int, str, str], int] | None = None):
         self.assess = assess
+        self.value_of = value_of
         self.outputs = outputs
         self.hold_seconds = hold_seconds
         self.write_record = write_record
@@ -260,7 +262,7 @@ class Processor:
             if self.metrics is not None:
                 self.metrics.set_pending(pending)
                 for wh, row in self.totals().items():
-                    self.metrics.set_stock(wh, row["on_hand"], 0)
+                    self.metrics.set_stock(wh, row["on_hand"], row["value_tiyn"])
 
     def _prepare(self, txn: Txn, partition: int, src) -> Flight:
         """Decide the transaction: assess, settle, serialise the outputs and apply the record in memory."""
@@ -379,7 +381,7 @@ class Processor:
     def totals(self) -> dict[str, dict[str, int]]:
         out: dict[str, dict[str, int]] = {}
         for stock in self.states.values():
-            for wh, row in stock.totals().items():
+            for wh, row in stock.totals(self.value_of).items():
                 acc = out.setdefault(wh, dict.fromkeys(row, 0))
                 for k, v in row.items():
                     acc[k] += v

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from typing import Callable
 
 import orjson
 
@@ -23,8 +24,10 @@ from stream.declaration.ids import declaration_id
 
 # statuses of an order id
 DECLARED, REJECTED, PENDING = "D", "R", "P"
-# goods facts a manifest line carries into the warehouse (enrich the order lines at declaration)
-FACT_FIELDS = ("description", "hs_code", "origin", "unit_weight_kg", "unit_volume_l", "category")
+# goods facts a manifest line carries into the warehouse (enrich the order lines at declaration;
+# the manifest's price and currency value the stock and are overridden by the order's own)
+FACT_FIELDS = ("description", "hs_code", "origin", "unit_weight_kg", "unit_volume_l", "category", "unit_price",
+               "currency")
 
 
 def digest(doc: dict) -> str:
@@ -59,16 +62,21 @@ class Stock:
     def on_hand(self, key: tuple[str, str]) -> int:
         return self.received.get(key, 0) - self.declared.get(key, 0)
 
-    def totals(self) -> dict[str, dict[str, int]]:
-        """Per warehouse: units received, declared, on hand, and the number of SKUs held."""
+    def totals(self, value_of: Callable[[int, str, str], int] | None = None) -> dict[str, dict[str, int]]:
+        """Per warehouse: units received, declared, on hand, the number of SKUs held and, with
+        ``value_of(units, unit_price, currency) -> tiyn``, the value of what is on hand."""
         out: dict[str, dict[str, int]] = {}
         for (wh, sku), received in self.received.items():
-            row = out.setdefault(wh, {"received": 0, "declared": 0, "on_hand": 0, "skus": 0})
+            row = out.setdefault(wh, {"received": 0, "declared": 0, "on_hand": 0, "skus": 0, "value_tiyn": 0})
             declared = self.declared.get((wh, sku), 0)
             row["received"] += received
             row["declared"] += declared
             row["on_hand"] += received - declared
             row["skus"] += 1 if received > declared else 0
+            if value_of is not None and received > declared:
+                facts = self.facts.get((wh, sku)) or {}
+                if "unit_price" in facts:  # records written before prices were kept have none
+                    row["value_tiyn"] += value_of(received - declared, facts["unit_price"], facts["currency"])
         return out
 
     def begin(self, now: float) -> "Txn":
