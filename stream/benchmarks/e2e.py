@@ -77,7 +77,7 @@ async def _collect(bootstrap: str, topic: str, expected: set[bytes], sent_at: di
     return latencies, last, duplicates
 
 
-async def _pipeline_run(bootstrap: str, pages, timeout: float) -> dict:
+async def _pipeline_run(bootstrap: str, pages, timeout: float, rate: float = 0.0) -> dict:
     valid = set()
     for page in pages:
         if page.topic == "orders":
@@ -95,7 +95,7 @@ async def _pipeline_run(bootstrap: str, pages, timeout: float) -> dict:
 
     collector = asyncio.ensure_future(_collect(bootstrap, DECLARATIONS, valid, sent_at, timeout))
     await asyncio.sleep(0.5)  # the consumer is positioned before the first declaration
-    stats = await produce(pages, bootstrap, on_sent=on_sent)
+    stats = await produce(pages, bootstrap, rate=rate, on_sent=on_sent)
     latencies, last, duplicates = await collector
     latencies.sort()
     lines = stats["order_lines"]
@@ -171,7 +171,10 @@ async def _floor_run(bootstrap: str, pages, timeout: float, partitions: int) -> 
 
 
 def run(orders: int = 200_000, workers: int = 1, partitions: int = 4, page_size: int = 1000, seed: int = 7,
-        skus: int = 5000, unclassified_rate: float = 0.03, timeout: float = 600.0, profile: str | None = None, log_dir: str | None = None) -> dict:
+        skus: int = 5000, unclassified_rate: float = 0.03, timeout: float = 600.0, profile: str | None = None,
+        log_dir: str | None = None, rate: float = 0.0) -> dict:
+    """``rate`` paces the measured feed (order lines/s; 0: as fast as the producer goes), so latency
+    can be read at a sustainable load rather than as queueing behind a burst."""
     cfg = FeedConfig(orders=orders, page_size=page_size, seed=seed, skus=skus, wave_orders=max(orders // 4, 1000),
                      unclassified_rate=unclassified_rate)
     pages = list(generate(cfg))
@@ -193,7 +196,7 @@ def run(orders: int = 200_000, workers: int = 1, partitions: int = 4, page_size:
                 procs.append(subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log))
                 log.close()
             asyncio.run(_pipeline_run(broker.bootstrap, warm, timeout=120))  # workers up and assigned
-            pipeline = asyncio.run(_pipeline_run(broker.bootstrap, pages, timeout))
+            pipeline = asyncio.run(_pipeline_run(broker.bootstrap, pages, timeout, rate))
             floor = asyncio.run(_floor_run(broker.bootstrap, pages, timeout, partitions))
         finally:
             for proc in procs:
@@ -209,7 +212,7 @@ def run(orders: int = 200_000, workers: int = 1, partitions: int = 4, page_size:
                 shutil.rmtree(tmp, ignore_errors=True)
     return {
         "benchmark": "e2e", "workers": workers, "partitions": partitions, "page_size": page_size,
-        "cpus": os.cpu_count(), "pipeline": pipeline, "transport_floor": floor,
+        "cpus": os.cpu_count(), "rate": rate or None, "pipeline": pipeline, "transport_floor": floor,
         "ratio": round(pipeline["lines_per_second"] / floor["lines_per_second"], 3),
     }
 
@@ -224,8 +227,11 @@ def run(orders: int = 200_000, workers: int = 1, partitions: int = 4, page_size:
 @click.option("--timeout", default=600.0, show_default=True, help="seconds to wait for the last declaration")
 @click.option("--profile", default=None, help="write a cProfile of worker 0 to this file")
 @click.option("--log-dir", default=None, help="keep broker and worker logs here")
-def e2e_command(orders, workers, partitions, page_size, seed, unclassified_rate, timeout, profile, log_dir):
+@click.option("--rate", default=0.0, show_default=True,
+              help="pace the measured feed at this many order lines/s (0: unpaced) to read latency under load")
+def e2e_command(orders, workers, partitions, page_size, seed, unclassified_rate, timeout, profile, log_dir, rate):
     """End-to-end lines/s and latency through broker and workers, next to the raw transport floor."""
     click.echo(orjson.dumps(run(orders=orders, workers=workers, partitions=partitions, page_size=page_size,
-                                seed=seed, unclassified_rate=unclassified_rate, timeout=timeout, profile=profile, log_dir=log_dir),
+                                seed=seed, unclassified_rate=unclassified_rate, timeout=timeout, profile=profile, log_dir=log_dir,
+                                rate=rate),
                             option=orjson.OPT_INDENT_2).decode())
