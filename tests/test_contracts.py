@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 EXPECTED_FILES = {
     "common-1.json", "goods-manifest-1.json", "order-1.json", "page-1.json",
     "assessment-request-1.json", "assessment-1.json", "rejection-1.json", "declaration-1.json",
-    "tariff-csv.json", "fx-csv.json",
+    "tariff-csv.json", "fx-csv.json", "stock-movement-1.json",
 }
 
 

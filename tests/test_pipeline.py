@@ -8,6 +8,7 @@ import pytest
 from stream.declaration.ids import declaration_id
 from tests.fixtures.broker import start_broker, stop_broker_process
 from tests.fixtures.pipeline import produce, read_all, start_worker, stop_worker
+from tests.schema_oracle import schema_validator
 from tests.test_stock import manifest, order
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
@@ -58,6 +59,11 @@ def test_manifest_then_orders_declared(pipeline):
     assert d["operator_bin"] == "123456789012"
     assert d["lines"][0]["hs_code"] == "6109100000" and d["lines"][0]["hs_source"] == "declared"
     assert last_movement(docs, wh, "T1-A")["on_hand"] == 1
+    for topic, schema_file in (("declarations", "declaration-1.json"), ("stock.movements", "stock-movement-1.json"),
+                               ("rejections", "rejection-1.json")):
+        validator = schema_validator(schema_file)
+        for doc in docs[topic]:
+            validator.validate(doc)  # what the worker emits is what the contract says
     assert last_movement(docs, wh, "T1-B") == {**last_movement(docs, wh, "T1-B"), "received": 2, "declared": 1,
                                                "on_hand": 1}
 
