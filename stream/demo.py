@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -211,12 +210,13 @@ def demo_command(orders, page_size, rate, hold, invalid_rate, seed, timeout, cli
             raise click.ClickException(f"the worker exited ({worker.returncode}); see {tmp / 'worker.log'}")
         _print_summary(summary)
         if ch_url:
-            with contextlib.suppress(Exception):
-                worker.send_signal(signal.SIGTERM)  # stopping flushes the sink
-                worker.wait(30)
-                from stream.analytics.report import operator_report
+            stop_process(worker, 30)  # stopping flushes the sink
+            from stream.analytics.report import operator_report
 
+            try:
                 click.echo("\n" + operator_report(ch_url))
+            except Exception as error:  # the summary above stands; say why the analytics do not
+                click.echo(f"\nthe ClickHouse report failed: {error}", err=True)
         if summary["unsettled"]:
             sys.exit(1)
     finally:

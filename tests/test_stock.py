@@ -273,12 +273,14 @@ class FakeOutputs:
         self.auto = auto
         self.waiting = []      # (future, order ids declared in that send)
         self.delivered = set()  # order ids whose declaration the broker acknowledged
+        self.sent = []          # (topic, document) of every message sent
 
     async def send(self, partition, per_topic):
         import asyncio
 
         future = asyncio.get_running_loop().create_future()
         ids = [orjson.loads(v)["order_id"] for _, v in per_topic.get("declarations", ())]
+        self.sent.extend((topic, orjson.loads(v)) for topic, messages in per_topic.items() for _, v in messages)
         self.waiting.append((future, ids))
         if self.auto:
             self.resolve(len(self.waiting) - 1)
@@ -436,3 +438,36 @@ def test_goods_under_control_are_valued_at_their_manifest_price():
     today = (dt.datetime.now(dt.timezone.utc) + KAZAKHSTAN_UTC_OFFSET).date()
     assert valuer(10, "4.35", "USD") == (10 * 4_350_000 * fx.rate_micro("USD", today) + 5 * 10**9) // 10**10
     assert valuer(1, "1", "XAU") == 0
+
+
+def test_a_failure_inside_the_worker_rejects_that_message_as_internal_error_and_goes_on():
+    import asyncio
+
+    from stream.warehouse.agents import Processor
+
+    outputs = FakeOutputs(auto=True)
+    records = {}
+    calls = []
+
+    def failing_once(requests):
+        calls.append(len(requests))
+        if len(calls) == 1:
+            raise RuntimeError("the tariff file vanished")
+        return fake_assess(requests)
+
+    async def go():
+        proc = Processor(assess=failing_once, outputs=outputs, hold_seconds=3600, records=lambda: records,
+                         write_record=lambda partition, key, value: records.__setitem__(key, value))
+        pages = [("goods.inbound", manifest("M-1", ("S1", 5))), ("orders", order("O-1", ("S1", 1))),
+                 ("orders", order("O-2", ("S1", 1)))]
+        for offset, (topic, doc) in enumerate(pages):
+            await proc.page(topic, 0, offset, None, orjson.dumps(doc))
+        await proc.drain()
+        await proc.stop()
+
+    asyncio.run(go())
+    rejections = [doc for topic, doc in outputs.sent if topic == "rejections"]
+    assert [(r["reason"], "RuntimeError: the tariff file vanished" in r["detail"]) for r in rejections] == [
+        ("internal_error", True)]
+    assert outputs.delivered == {"O-2"}  # the next message is processed as usual
+    assert _state(records).on_hand(("KZ-ALA-CW-01", "S1")) == 4

@@ -29,6 +29,7 @@ REASONS: dict[str, str] = {
     "insufficient_stock": "not enough goods on hand within the hold time",
     "conflicting_duplicate": "an id seen before arrives again with different content",
     "invalid_text": "a text field (description, buyer name, category, marketplace) is empty or too long",
+    "internal_error": "the system failed on this input (a defect, logged for the operators); send it again later",
 }
 
 

@@ -240,8 +240,7 @@ class Processor:
         except Exception as exc:  # a defect must not stop the partition: reject the message
             log.exception("partition %d offset %d of %s failed", partition, offset, topic)
             txn = stock.begin(time.time())
-            txn.reject(None, "malformed_json" if isinstance(exc, (ValueError, KeyError, TypeError)) else
-                       "unknown_schema", f"message at {topic}[{partition}]@{offset} could not be processed: "
+            txn.reject(None, "internal_error", f"message at {topic}[{partition}]@{offset} could not be processed: "
                        f"{type(exc).__name__}: {exc}"[:500])
             flight = self._prepare(txn, partition, (topic, offset))
         return flight, txn.manifest_lines if topic == INBOUND else txn.order_lines
