@@ -6,12 +6,12 @@ latest row on or before it, because the National Bank's rate holds over weekends
 from __future__ import annotations
 
 import bisect
-import csv
 import datetime as dt
 import re
 from pathlib import Path
 
 from stream.core.fixed import MICRO, parse_micro
+from stream.rules.csv_files import rows_of
 
 COLUMNS = ("date", "currency", "kzt_per_unit")
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
@@ -72,27 +72,22 @@ def load_fx(path: str | Path) -> ExchangeRates:
     path = Path(path)
     rates: dict[str, list[tuple[dt.date, int]]] = {}
     seen: set[tuple[str, dt.date]] = set()
-    with path.open(newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        missing = [name for name in COLUMNS if name not in (reader.fieldnames or ())]
-        if missing:
-            raise FxError(f"{path}: missing columns {', '.join(missing)} (expected {','.join(COLUMNS)})")
-        for row in reader:
-            where = f"{path}:{reader.line_num}"
-            currency = (row["currency"] or "").strip()
-            if not _CURRENCY.match(currency):
-                raise FxError(f"{where}: currency {currency!r} is not an ISO 4217 code")
-            try:
-                day = dt.date.fromisoformat((row["date"] or "").strip())
-                rate = parse_micro((row["kzt_per_unit"] or "").strip(), "kzt_per_unit")
-            except ValueError as error:
-                raise FxError(f"{where}: {error}") from None
-            if not 0 < rate <= _MAX_RATE_MICRO:
-                raise FxError(f"{where}: rate must be above 0 and at most 1,000,000 KZT")
-            if (currency, day) in seen:
-                raise FxError(f"{where}: second rate for {currency} on {day}")
-            seen.add((currency, day))
-            rates.setdefault(currency, []).append((day, rate))
+    for line_num, row in rows_of(path, COLUMNS, FxError):
+        where = f"{path}:{line_num}"
+        currency = (row["currency"] or "").strip()
+        if not _CURRENCY.match(currency):
+            raise FxError(f"{where}: currency {currency!r} is not an ISO 4217 code")
+        try:
+            day = dt.date.fromisoformat((row["date"] or "").strip())
+            rate = parse_micro((row["kzt_per_unit"] or "").strip(), "kzt_per_unit")
+        except ValueError as error:
+            raise FxError(f"{where}: {error}") from None
+        if not 0 < rate <= _MAX_RATE_MICRO:
+            raise FxError(f"{where}: rate must be above 0 and at most 1,000,000 KZT")
+        if (currency, day) in seen:
+            raise FxError(f"{where}: second rate for {currency} on {day}")
+        seen.add((currency, day))
+        rates.setdefault(currency, []).append((day, rate))
     if not rates:
         raise FxError(f"{path}: no rows")
     return ExchangeRates(rates)

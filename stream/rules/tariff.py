@@ -7,7 +7,6 @@ replace the shipped one.
 """
 from __future__ import annotations
 
-import csv
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ from stream.core.fixed import (
     UNIT_PAIR,
     parse_micro,
 )
+from stream.rules.csv_files import rows_of
 
 COLUMNS = ("code", "description", "ad_valorem_pct", "specific_eur", "specific_unit", "combine", "excise_kzt", "excise_unit")
 _CODE = re.compile(r"^[0-9]{2,10}$")
@@ -73,52 +73,46 @@ def load_tariff(path: str | Path) -> Tariff:
     codes: list[str] = []
     descriptions: list[str] = []
     columns: dict[str, list[int]] = {name: [] for name in ("adv", "spec", "spec_unit", "combine", "excise", "excise_unit")}
-    with path.open(newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        missing = [name for name in COLUMNS if name not in (reader.fieldnames or ())]
-        if missing:
-            raise TariffError(f"{path}: missing columns {', '.join(missing)} (expected {','.join(COLUMNS)})")
-        for row in reader:
-            line = reader.line_num
-            code = (row["code"] or "").strip()
-            if not _CODE.match(code):
-                raise _row_error(path, line, f"code {code!r} is not 2-10 digits")
-            try:
-                adv_text, spec_text = row["ad_valorem_pct"].strip(), row["specific_eur"].strip()
-                adv = parse_micro(adv_text, "ad_valorem_pct") if adv_text else None
-                spec = parse_micro(spec_text, "specific_eur") if spec_text else None
-                excise_text = row["excise_kzt"].strip()
-                excise = parse_micro(excise_text, "excise_kzt") if excise_text else 0
-            except ValueError as error:
-                raise _row_error(path, line, str(error)) from None
-            spec_unit_text, excise_unit_text = row["specific_unit"].strip(), row["excise_unit"].strip()
-            combine_text = row["combine"].strip()
-            if spec_unit_text not in UNIT_CODES or excise_unit_text not in UNIT_CODES:
-                raise _row_error(path, line, "units must be kg, piece, pair or litre")
-            if (spec is None) != (spec_unit_text == ""):
-                raise _row_error(path, line, "specific_eur and specific_unit go together")
-            if (excise_text == "") != (excise_unit_text == ""):
-                raise _row_error(path, line, "excise_kzt and excise_unit go together")
-            if UNIT_CODES[excise_unit_text] == UNIT_PAIR:
-                raise _row_error(path, line, "excise_unit must be kg, piece or litre")
-            if adv is not None and spec is not None:
-                if combine_text not in _COMBINE:
-                    raise _row_error(path, line, "a row with both ad valorem and specific parts needs combine max or sum")
-                combine = _COMBINE[combine_text]
-            elif combine_text:
-                raise _row_error(path, line, "combine is only for rows with both parts")
-            else:
-                combine = COMBINE_SPECIFIC if spec is not None else COMBINE_AD_VALOREM
-            if (adv or 0) > _MAX_PCT_MICRO or (spec or 0) > _MAX_EUR_MICRO or excise > _MAX_EXCISE_MICRO:
-                raise _row_error(path, line, "rate out of range (ad valorem <= 1000%, EUR <= 10000, excise <= 1e9 KZT)")
-            codes.append(code)
-            descriptions.append(row["description"])
-            columns["adv"].append(adv or 0)
-            columns["spec"].append(spec or 0)
-            columns["spec_unit"].append(UNIT_CODES[spec_unit_text])
-            columns["combine"].append(combine)
-            columns["excise"].append(excise)
-            columns["excise_unit"].append(UNIT_CODES[excise_unit_text])
+    for line, row in rows_of(path, COLUMNS, TariffError):
+        code = (row["code"] or "").strip()
+        if not _CODE.match(code):
+            raise _row_error(path, line, f"code {code!r} is not 2-10 digits")
+        try:
+            adv_text, spec_text = row["ad_valorem_pct"].strip(), row["specific_eur"].strip()
+            adv = parse_micro(adv_text, "ad_valorem_pct") if adv_text else None
+            spec = parse_micro(spec_text, "specific_eur") if spec_text else None
+            excise_text = row["excise_kzt"].strip()
+            excise = parse_micro(excise_text, "excise_kzt") if excise_text else 0
+        except ValueError as error:
+            raise _row_error(path, line, str(error)) from None
+        spec_unit_text, excise_unit_text = row["specific_unit"].strip(), row["excise_unit"].strip()
+        combine_text = row["combine"].strip()
+        if spec_unit_text not in UNIT_CODES or excise_unit_text not in UNIT_CODES:
+            raise _row_error(path, line, "units must be kg, piece, pair or litre")
+        if (spec is None) != (spec_unit_text == ""):
+            raise _row_error(path, line, "specific_eur and specific_unit go together")
+        if (excise_text == "") != (excise_unit_text == ""):
+            raise _row_error(path, line, "excise_kzt and excise_unit go together")
+        if UNIT_CODES[excise_unit_text] == UNIT_PAIR:
+            raise _row_error(path, line, "excise_unit must be kg, piece or litre")
+        if adv is not None and spec is not None:
+            if combine_text not in _COMBINE:
+                raise _row_error(path, line, "a row with both ad valorem and specific parts needs combine max or sum")
+            combine = _COMBINE[combine_text]
+        elif combine_text:
+            raise _row_error(path, line, "combine is only for rows with both parts")
+        else:
+            combine = COMBINE_SPECIFIC if spec is not None else COMBINE_AD_VALOREM
+        if (adv or 0) > _MAX_PCT_MICRO or (spec or 0) > _MAX_EUR_MICRO or excise > _MAX_EXCISE_MICRO:
+            raise _row_error(path, line, "rate out of range (ad valorem <= 1000%, EUR <= 10000, excise <= 1e9 KZT)")
+        codes.append(code)
+        descriptions.append(row["description"])
+        columns["adv"].append(adv or 0)
+        columns["spec"].append(spec or 0)
+        columns["spec_unit"].append(UNIT_CODES[spec_unit_text])
+        columns["combine"].append(combine)
+        columns["excise"].append(excise)
+        columns["excise_unit"].append(UNIT_CODES[excise_unit_text])
     row_of_code = {}
     for index, code in enumerate(codes):
         if code in row_of_code:
