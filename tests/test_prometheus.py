@@ -221,6 +221,9 @@ def test_prometheus_scrapes_a_running_worker(broker, tmp_path):
                       if line.startswith("customs_liabilities_kzt_total{tax=\"duty\""))
         assert duty == pytest.approx(exposed, abs=0.005) and duty > 0
         assert float(wait_for(base, 'sum(customs_ingested_lines_total{kind="order"})')[0]["value"][1]) > 0
+        # consumer lag is reported per input partition the worker read (0 once it has caught up)
+        lag = wait_for(base, 'customs_consumer_lag{topic="orders"}')
+        assert lag and all(float(series["value"][1]) >= 0 for series in lag)
     finally:
         if prom is not None:
             stop(prom)

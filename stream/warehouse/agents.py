@@ -433,6 +433,10 @@ def install(app, processor_factory: Callable[[Any], Processor], partitions: int,
             message = event.message
             await processor.page(message.topic, message.partition, message.offset, message.key, message.value,
                                  ack=lambda event=event: manual.ack(event))
+            if processor.metrics is not None:  # messages behind the partition's end, once per page
+                highwater = app.consumer.highwater(message.tp)
+                if highwater is not None:
+                    processor.metrics.set_lag(message.topic, message.partition, max(highwater - message.offset - 1, 0))
 
     @app.timer(tick_seconds)
     async def pending_tick():
