@@ -7,7 +7,6 @@ lets the compiled kernel and the Decimal twin agree to the tiyn.
 from __future__ import annotations
 
 import re
-from decimal import Decimal
 
 MICRO = 10**6
 # An amount per line above this (10^13 KZT) is rejected as absurd rather than computed.
@@ -59,7 +58,3 @@ def format_micro(value: int, min_places: int = 2) -> str:
     whole, fraction = divmod(value, MICRO)
     digits = f"{fraction:06d}".rstrip("0").ljust(min_places, "0")
     return f"{whole}.{digits}" if digits else str(whole)
-
-
-def micro_to_decimal(value: int) -> Decimal:
-    return Decimal(value).scaleb(-6)

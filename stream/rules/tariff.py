@@ -19,7 +19,6 @@ from stream.core.fixed import (
     COMBINE_SPECIFIC,
     COMBINE_SUM,
     UNIT_CODES,
-    UNIT_LITRE,
     UNIT_PAIR,
     parse_micro,
 )
@@ -131,7 +130,3 @@ def load_tariff(path: str | Path) -> Tariff:
         excise_unit=np.array(columns["excise_unit"], dtype=np.int8),
         row_of_code=row_of_code,
     )
-
-
-def needs_volume(tariff: Tariff, row: int) -> bool:
-    return bool(tariff.specific_unit[row] == UNIT_LITRE or tariff.excise_unit[row] == UNIT_LITRE)
