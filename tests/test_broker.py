@@ -101,3 +101,37 @@ def test_listen_is_loopback_only():
     with pytest.raises(click.BadParameter):
         parse_listen("0.0.0.0:9092")
     assert set(topic_plan(4, "a")) >= set(PUBLIC_TOPICS)
+
+
+def test_the_log_end_offset_is_exact_when_each_record_is_its_own_batch(broker, tmp_path, monkeypatch):
+    """Faust's table recovery reads the changelog up to the log end offset (ListOffsets). Tansu
+    answers it with the last batch's base offset + 1, which falls short when that batch holds several
+    records; the worker's changelog producer therefore sends one record per batch."""
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+    from stream import settings
+    from stream.app import create_app
+
+    async def go():
+        producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap, max_batch_size=1, linger_ms=50)
+        await producer.start()
+        try:
+            sent = [await producer.send("customs-stream-stock-changelog", b"{}", key=b"k", partition=1)
+                    for _ in range(5)]
+            offsets = [(await future).offset for future in sent]
+        finally:
+            await producer.stop()
+        consumer = AIOKafkaConsumer(bootstrap_servers=broker.bootstrap)
+        await consumer.start()
+        try:
+            tp = TopicPartition("customs-stream-stock-changelog", 1)
+            return offsets, (await consumer.end_offsets([tp]))[tp]
+        finally:
+            await consumer.stop()
+
+    offsets, end = asyncio.run(go())
+    assert offsets == [0, 1, 2, 3, 4]
+    assert end == 5
+    monkeypatch.setenv("CUSTOMS_DATA_DIR", str(tmp_path))
+    app = create_app(settings.load())
+    assert app.conf.producer_max_batch_size == 1
