@@ -94,7 +94,8 @@ def create_app(cfg: settings_module.Settings, *, assessor=None, metrics=None, si
                          value_of=StockValuer(assessor.rules.fx),
                          hold_seconds=cfg.pending_hold_seconds, metrics=metrics, **table_access)
 
-    processor, _table = install(app, factory, cfg.partitions, tick_seconds(cfg.pending_hold_seconds))
+    processor, _table = install(app, factory, cfg.partitions, tick_seconds(cfg.pending_hold_seconds),
+                                bootstrap=bootstrap_of(cfg.broker), metrics=metrics)
 
     @app.task
     async def start_outputs():
@@ -108,6 +109,8 @@ def create_app(cfg: settings_module.Settings, *, assessor=None, metrics=None, si
             log.warning("stopping with pages in flight: they are processed again after a restart")
         await processor.stop()
         await outputs.stop()
+        if processor.continuity is not None:
+            await processor.continuity.stop()
 
     if sink is not None:
         from stream.analytics.feeder import SinkFeeder

@@ -40,6 +40,7 @@ EXPORTED: dict[str, str] = {
     "customs_sink_flush_seconds_count": "histogram",
     "customs_sink_rows_total": "counter",
     "customs_sink_retries_total": "counter",
+    "customs_input_gaps_total": "counter",
 }
 
 
@@ -131,6 +132,11 @@ class Metrics:
             "customs_sink_rows", "Rows written to ClickHouse, by table kind", ["kind"], registry=registry)
         self.sink_retries = Counter(
             "customs_sink_retries", "Failed sink inserts that were retried", registry=registry)
+        self.input_gaps = Counter(
+            "customs_input_gaps", "Input messages delivered past an offset not yet applied, by topic and outcome "
+            "(sought: read again from the missing offset; stalled: read past it with nothing delivered, read again; "
+            "accepted: not in the log; given_up: never delivered)",
+            ["topic", "outcome"], registry=registry)
         self.money = _MoneyCollector()
         registry.register(self.money)
 
@@ -174,6 +180,9 @@ class Metrics:
 
     def record_sink_retry(self) -> None:
         self.sink_retries.inc()
+
+    def record_input_gap(self, topic: str, outcome: str) -> None:
+        self.input_gaps.labels(topic, outcome).inc()
 
 
 _default: Metrics | None = None
@@ -224,6 +233,10 @@ def observe_sink(queue_rows: int, flush_seconds: float | None = None) -> None:
 
 def record_sink_rows(kind: str, rows: int) -> None:
     default().record_sink_rows(kind, rows)
+
+
+def record_input_gap(topic: str, outcome: str) -> None:
+    default().record_input_gap(topic, outcome)
 
 
 def record_sink_retry() -> None:

@@ -46,17 +46,10 @@ def metric_names(expr: str) -> set[str]:
 
 
 def exposed_names() -> set[str]:
+    from tests.test_metrics import record_everything
+
     m = Metrics(CollectorRegistry())
-    m.record_ingested("order", 1)
-    m.record_declarations("W", 1, 1, 1, 1)
-    m.record_rejections("unknown_sku", 1)
-    m.set_pending(1)
-    m.set_stock("W", 1, 1)
-    m.observe_batch("assess", 0.1)
-    m.set_lag("orders", 0, 1)
-    m.observe_sink(1, 0.1)
-    m.record_sink_rows("declarations", 1)
-    m.record_sink_retry()
+    record_everything(m)
     text = generate_latest(m.registry).decode()
     return {s.name for family in text_string_to_metric_families(text) for s in family.samples}
 

@@ -31,6 +31,7 @@ def record_everything(m: Metrics) -> None:
     m.observe_sink(1500, 0.12)
     m.record_sink_rows("declarations", 1000)
     m.record_sink_retry()
+    m.record_input_gap("orders", "sought")
 
 
 def test_recorded_figures_are_exposed():
@@ -52,6 +53,7 @@ def test_recorded_figures_are_exposed():
     assert got[("customs_sink_flush_seconds_count", ())] == 1
     assert got[("customs_sink_rows_total", (("kind", "declarations"),))] == 1000
     assert got[("customs_sink_retries_total", ())] == 1
+    assert got[("customs_input_gaps_total", (("outcome", "sought"), ("topic", "orders")))] == 1
 
 
 def test_exported_list_is_exactly_what_is_exposed():

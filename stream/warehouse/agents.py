@@ -24,6 +24,10 @@ At-least-once with idempotent effects: a page whose record reached the changelog
 redelivered (its outputs were delivered before the record was written); a page whose record did
 not is processed again and repeats the same outputs. Manifests and orders repeated by a feed are
 caught by id and content digest.
+
+Every page has a record, so the state knows the last offset it applied of each input; a message
+that arrives past the next one (faust-streaming can drop messages around a rebalance) is not
+processed, and the consumer reads again from the missing offset (stream/warehouse/continuity.py).
 """
 from __future__ import annotations
 
@@ -39,6 +43,7 @@ import orjson
 from stream._gc import gc_paused
 from stream.broker import DECLARATIONS, INBOUND, MOVEMENTS, ORDERS, REJECTIONS, STOCK_TABLE
 from stream.contracts.validate import parse_json_line, ref_of, validate, validate_document
+from stream.warehouse.continuity import BrokerProbe, Continuity
 from stream.warehouse.stock import Stock, Txn
 
 log = logging.getLogger(__name__)
@@ -169,8 +174,9 @@ class Processor:
     def __init__(self, *, assess: Callable[[list[dict]], list[dict]], outputs: Outputs, hold_seconds: float,
                  write_record: Callable[[int, bytes, bytes], None], records: Callable[[], Any],
                  metrics: Any = None, max_in_flight: int = MAX_IN_FLIGHT,
-                 value_of: Callable[[int, str, str], int] | None = None):
+                 value_of: Callable[[int, str, str], int] | None = None, continuity: Continuity | None = None):
         self.assess = assess
+        self.continuity = continuity
         self.value_of = value_of
         self.outputs = outputs
         self.hold_seconds = hold_seconds
@@ -204,8 +210,11 @@ class Processor:
         return stock
 
     def forget(self, partitions) -> None:
+        partitions = list(partitions)
         for partition in partitions:
             self.states.pop(partition, None)
+        if self.continuity is not None:
+            self.continuity.forget(partitions)
 
     # -- processing --------------------------------------------------------------------------
 
@@ -214,10 +223,15 @@ class Processor:
         """Process one input message; ``ack`` is awaited once its record is written (or it was applied)."""
         async with self.lock:
             stock = self.state(partition)
+            if self.continuity is not None:
+                self.continuity.seen(topic, partition)
             if stock.applied(topic, offset):
                 # redelivered after its record was made: acknowledged behind the records in flight
                 await self._launch(Flight(partition, {}, ack=ack))
                 return
+            if self.continuity is not None and not await self.continuity.admit(
+                    topic, partition, stock.next_offset(topic), offset):
+                return  # not processed, not acknowledged: it is read again after the earlier ones
             started = time.perf_counter()
             with gc_paused():  # the page's objects are gone (all but its outputs) when GC resumes
                 flight, lines = self._process(stock, topic, partition, offset, value)
@@ -262,6 +276,20 @@ class Processor:
                 self.metrics.set_pending(pending)
                 for wh, row in self.totals().items():
                     self.metrics.set_stock(wh, row["on_hand"], row["value_tiyn"])
+
+    async def watch(self, held) -> None:
+        """Check that no input partition this worker holds has been read past what was applied
+        (continuity.py). Called between rebalances only: the tables are recovered, so a held
+        partition with no state yet may build one."""
+        if self.continuity is None:
+            return
+        async with self.lock:
+            await self.continuity.retry_due()
+            due = []
+            for partition in sorted(held):
+                stock = self.state(partition)
+                due.extend((topic, partition, stock.next_offset(topic)) for topic in EXPECTED)
+            await self.continuity.watch(due)
 
     def _prepare(self, txn: Txn, partition: int, src) -> Flight:
         """Decide the transaction: assess, settle, serialise the outputs and apply the record in memory."""
@@ -412,8 +440,12 @@ def _tiyn(amount: str) -> int:
     return int(whole) * 100 + int((frac + "00")[:2])
 
 
-def install(app, processor_factory: Callable[[Any], Processor], partitions: int, tick_seconds: float):
-    """Declare the table, the agent, the timer and the rebalance hooks on a Faust app."""
+def install(app, processor_factory: Callable[[Any], Processor], partitions: int, tick_seconds: float,
+            bootstrap: str | None = None, metrics: Any = None):
+    """Declare the table, the agent, the timer and the rebalance hooks on a Faust app. With
+    ``bootstrap``, holes in the input offsets are checked against the broker (continuity.py)."""
+    from faust.types import TP
+
     table = app.Table(STOCK_TABLE, default=None, partitions=partitions, key_type=bytes, value_type=bytes,
                       help="stock transactions per partition: one record per page (folded into stock)")
 
@@ -421,7 +453,14 @@ def install(app, processor_factory: Callable[[Any], Processor], partitions: int,
         table.data[key] = value
         table.send_changelog(partition, key, value, key_serializer="raw", value_serializer="raw")
 
-    processor = processor_factory(dict(write_record=write_record, records=lambda: table.data))
+    async def seek(topic: str, partition: int, offset: int) -> None:
+        await app.consumer.seek(TP(topic, partition), offset)
+
+    async def position(topic: str, partition: int) -> int | None:
+        return await app.consumer.position(TP(topic, partition))
+
+    continuity = Continuity(seek, BrokerProbe(bootstrap) if bootstrap else None, position, metrics=metrics)
+    processor = processor_factory(dict(write_record=write_record, records=lambda: table.data, continuity=continuity))
     inputs = app.topic(INBOUND, ORDERS, key_type=bytes, value_type=bytes, key_serializer="raw",
                        value_serializer="raw", partitions=partitions)
 
@@ -438,23 +477,30 @@ def install(app, processor_factory: Callable[[Any], Processor], partitions: int,
                 if highwater is not None:
                     processor.metrics.set_lag(message.topic, message.partition, max(highwater - message.offset - 1, 0))
 
+    held: set[int] = set()
+
     @app.timer(tick_seconds)
     async def pending_tick():
         if processor.states:
             await processor.tick()
+        if held and not app.rebalancing:
+            await processor.watch(held)
 
     @app.on_partitions_revoked.connect
     async def on_revoked(sender, revoked, **kwargs):
         async with processor.lock:
             await processor.drain()  # every processed page's record written before the partition goes
-            processor.forget({tp.partition for tp in revoked if tp.topic in (INBOUND, ORDERS)})
+            gone = {tp.partition for tp in revoked if tp.topic in (INBOUND, ORDERS)}
+            held.difference_update(gone)
+            processor.forget(gone)
 
     @app.on_partitions_assigned.connect
     async def on_assigned(sender, assigned, **kwargs):
         # a partition we keep stays valid; one that comes back is rebuilt after recovery
         async with processor.lock:
             await processor.drain()
-            held = {tp.partition for tp in assigned if tp.topic in (INBOUND, ORDERS)}
+            held.clear()
+            held.update(tp.partition for tp in assigned if tp.topic in (INBOUND, ORDERS))
             processor.forget([p for p in list(processor.states) if p not in held])
 
     return processor, table

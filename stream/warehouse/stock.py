@@ -112,6 +112,11 @@ class Stock:
         """Was this input offset applied already (a redelivery after a crash)?"""
         return offset <= self.offsets.get(topic, -1)
 
+    def next_offset(self, topic: str) -> int | None:
+        """The input offset that must come next on ``topic`` (None before its first page)."""
+        last = self.offsets.get(topic)
+        return None if last is None else last + 1
+
     def snapshot(self) -> dict:
         """A record that rebuilds this whole state on an empty Stock (for compaction and tests)."""
         return {
@@ -341,10 +346,12 @@ class Txn:
     # -- result --------------------------------------------------------------------------------
 
     def record(self, src: tuple[str, int] | None = None) -> dict | None:
-        """The transaction's effects as one record, or None when it changes nothing."""
+        """The transaction's effects as one record. A page (``src``: its input topic and offset) always
+        has one, so the state knows the last offset it applied of each topic; a tick that changes
+        nothing has none."""
         if self.candidates:
             raise RuntimeError("settle() the candidates before taking the record")
-        if not (self.recv or self.decl or self.facts or self.m or self.o or self.padd or self.pdel):
+        if src is None and not (self.recv or self.decl or self.facts or self.m or self.o or self.padd or self.pdel):
             return None
         record: dict = {"seq": self.stock.seq + 1}
         if src is not None:
