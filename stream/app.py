@@ -92,7 +92,8 @@ def create_app(cfg: settings_module.Settings, *, assessor=None, metrics=None, si
     def factory(table_access):
         return Processor(assess=lambda docs: assessor.assess(docs, validated=True), outputs=outputs,
                          value_of=StockValuer(assessor.rules.fx),
-                         hold_seconds=cfg.pending_hold_seconds, metrics=metrics, **table_access)
+                         hold_seconds=cfg.pending_hold_seconds, metrics=metrics,
+                         max_in_flight=cfg.pages_in_flight, **table_access)
 
     processor, _table = install(app, factory, cfg.partitions, tick_seconds(cfg.pending_hold_seconds),
                                 bootstrap=bootstrap_of(cfg.broker), metrics=metrics)

@@ -32,6 +32,7 @@ ENVIRONMENT: dict[str, tuple[str, str]] = {
     "CUSTOMS_HEARTBEAT_SECONDS": ("3", "worker: Kafka group heartbeat interval"),
     "CUSTOMS_REBALANCE_TIMEOUT_SECONDS": ("10", "worker: how long a rebalance waits for members to (re)join (Tansu waits it out on every join)"),
     "CUSTOMS_COMMIT_INTERVAL_SECONDS": ("2.8", "worker: how often consumed offsets are committed"),
+    "CUSTOMS_PAGES_IN_FLIGHT": ("4", "worker: pages processed ahead of their outputs' acknowledgement (1: one page at a time)"),
     "CUSTOMS_PAGE_BYTES": ("1000000", "largest message (a page) producers and consumers handle, bytes"),
     "CUSTOMS_STREAM_PUREPYTHON": ("0", "1: run every kernel on its pure-Python twin (read by stream/_backend.py)"),
 }
@@ -63,6 +64,7 @@ class Settings:
     rebalance_timeout_seconds: float = field(default_factory=lambda: float(_env("CUSTOMS_REBALANCE_TIMEOUT_SECONDS")))
     commit_interval_seconds: float = field(default_factory=lambda: float(_env("CUSTOMS_COMMIT_INTERVAL_SECONDS")))
     page_bytes: int = field(default_factory=lambda: int(_env("CUSTOMS_PAGE_BYTES")))
+    pages_in_flight: int = field(default_factory=lambda: int(_env("CUSTOMS_PAGES_IN_FLIGHT")))
 
 
 def load() -> Settings:

@@ -133,5 +133,7 @@ def test_the_log_end_offset_is_exact_when_each_record_is_its_own_batch(broker, t
     assert offsets == [0, 1, 2, 3, 4]
     assert end == 5
     monkeypatch.setenv("CUSTOMS_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("CUSTOMS_PAGES_IN_FLIGHT", "2")
     app = create_app(settings.load())
     assert app.conf.producer_max_batch_size == 1
+    assert app.customs_processor.max_in_flight == 2

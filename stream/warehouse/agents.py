@@ -12,7 +12,7 @@ applied strictly in order. For each page (a `page/1` message or a single documen
    page's record to the `stock` table as ONE changelog message, then acknowledges the input message
    (only acknowledged offsets are committed, and Faust flushes the changelog before committing).
 
-Steps 1-3 of the next pages overlap step 4 of earlier ones, with at most `MAX_IN_FLIGHT` pages
+Steps 1-3 of the next pages overlap step 4 of earlier ones, with at most `CUSTOMS_PAGES_IN_FLIGHT` pages
 (and ticks) between processing and their record. What is durable stays what the serial order
 gave: a record is written only after its page's outputs are acknowledged, records are written in
 sequence order, and an input offset is committed only after its record. A crash loses the
