@@ -366,31 +366,28 @@ def _unknown_schema(doc: dict, expected: str) -> tuple[str, str]:
     return ("unknown_schema", f"schema: {_show(s)} is not {expected}")
 
 
-def validate_manifest(doc: object) -> tuple[str, str] | None:
-    """Check a `goods-manifest/1` document."""
+def _validate_as(doc: object, schema: str, spec) -> tuple[str, str] | None:
+    """Check a document that must carry ``schema``, against its field spec."""
     if not isinstance(doc, dict):
         return _not_an_object(doc)
-    if doc.get("schema") != "goods-manifest/1":
-        return _unknown_schema(doc, "'goods-manifest/1'")
-    return _fields(doc, _MANIFEST)
+    if doc.get("schema") != schema:
+        return _unknown_schema(doc, repr(schema))
+    return _fields(doc, spec)
+
+
+def validate_manifest(doc: object) -> tuple[str, str] | None:
+    """Check a `goods-manifest/1` document."""
+    return _validate_as(doc, "goods-manifest/1", _MANIFEST)
 
 
 def validate_order(doc: object) -> tuple[str, str] | None:
     """Check an `order/1` document."""
-    if not isinstance(doc, dict):
-        return _not_an_object(doc)
-    if doc.get("schema") != "order/1":
-        return _unknown_schema(doc, "'order/1'")
-    return _fields(doc, _ORDER)
+    return _validate_as(doc, "order/1", _ORDER)
 
 
 def validate_request(doc: object) -> tuple[str, str] | None:
     """Check an `assessment-request/1` document."""
-    if not isinstance(doc, dict):
-        return _not_an_object(doc)
-    if doc.get("schema") != "assessment-request/1":
-        return _unknown_schema(doc, "'assessment-request/1'")
-    return _fields(doc, _REQUEST)
+    return _validate_as(doc, "assessment-request/1", _REQUEST)
 
 
 def validate_page(doc: object) -> tuple[str, str] | None:
