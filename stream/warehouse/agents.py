@@ -477,30 +477,27 @@ def install(app, processor_factory: Callable[[Any], Processor], partitions: int,
                 if highwater is not None:
                     processor.metrics.set_lag(message.topic, message.partition, max(highwater - message.offset - 1, 0))
 
-    held: set[int] = set()
-
     @app.timer(tick_seconds)
     async def pending_tick():
         if processor.states:
             await processor.tick()
-        if held and not app.rebalancing:
-            await processor.watch(held)
+        if not app.rebalancing:
+            held = {tp.partition for tp in app.consumer.assignment() if tp.topic in (INBOUND, ORDERS)}
+            if held:
+                await processor.watch(held)
 
     @app.on_partitions_revoked.connect
     async def on_revoked(sender, revoked, **kwargs):
         async with processor.lock:
             await processor.drain()  # every processed page's record written before the partition goes
-            gone = {tp.partition for tp in revoked if tp.topic in (INBOUND, ORDERS)}
-            held.difference_update(gone)
-            processor.forget(gone)
+            processor.forget({tp.partition for tp in revoked if tp.topic in (INBOUND, ORDERS)})
 
     @app.on_partitions_assigned.connect
     async def on_assigned(sender, assigned, **kwargs):
         # a partition we keep stays valid; one that comes back is rebuilt after recovery
         async with processor.lock:
             await processor.drain()
-            held.clear()
-            held.update(tp.partition for tp in assigned if tp.topic in (INBOUND, ORDERS))
+            held = {tp.partition for tp in assigned if tp.topic in (INBOUND, ORDERS)}
             processor.forget([p for p in list(processor.states) if p not in held])
 
     return processor, table

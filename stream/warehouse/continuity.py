@@ -93,12 +93,9 @@ class Continuity:
                       topic, partition, expected, offset - 1, hole.seeks, offset)
             self._count(topic, "given_up")
             return True
-        hole.seeks += 1
-        hole.sought_at = now
         log.warning("%s[%d]: message at offset %d delivered while %d is due; reading again from %d (seek %d)",
-                    topic, partition, offset, expected, hole.target, hole.seeks)
-        self._count(topic, "sought")
-        await self.seek(topic, partition, hole.target)
+                    topic, partition, offset, expected, hole.target, hole.seeks + 1)
+        await self._read_again(topic, partition, hole, now, "sought")
         return False
 
     async def watch(self, due: list[tuple[str, int, int | None]]) -> None:
@@ -125,11 +122,10 @@ class Continuity:
             if position is None or position <= start:
                 continue  # caught up
             first = await self._first_offset(topic, partition, start)
-            hole = self.holes[key] = _Hole(start, max(first or start, start), seeks=1, sought_at=now, stalled=True)
+            hole = self.holes[key] = _Hole(start, max(first or start, start), stalled=True)
             log.warning("%s[%d]: consumer at offset %d but nothing since %.0f s while %d is due; reading again from %d",
                         topic, partition, position, now - self.last_seen[key], start, hole.target)
-            self._count(topic, "stalled")
-            await self.seek(topic, partition, hole.target)
+            await self._read_again(topic, partition, hole, now, "stalled")
 
     async def retry_due(self) -> None:
         """Repeat the seeks whose expected message has not come (the consumer may have dropped it
@@ -149,12 +145,16 @@ class Continuity:
                           hole.seeks)
                 self._count(topic, "given_up")
             else:
-                hole.seeks += 1
-                hole.sought_at = now
                 log.warning("%s[%d]: offset %d still not delivered; reading again (seek %d)",
-                            topic, partition, hole.target, hole.seeks)
-                self._count(topic, "sought")
-                await self.seek(topic, partition, hole.target)
+                            topic, partition, hole.target, hole.seeks + 1)
+                await self._read_again(topic, partition, hole, now, "sought")
+
+    async def _read_again(self, topic: str, partition: int, hole: _Hole, now: float, outcome: str) -> None:
+        """Send the consumer back to the hole's target (one more seek, counted as ``outcome``)."""
+        hole.seeks += 1
+        hole.sought_at = now
+        self._count(topic, outcome)
+        await self.seek(topic, partition, hole.target)
 
     async def stop(self) -> None:
         stop = getattr(self.probe, "stop", None)
