@@ -87,6 +87,10 @@ setup(
         # CLI and progress: well-kept libraries instead of hand-rolled argument parsing and bars
         "click>=8.1",
         "tqdm>=4.66",
+        # feed hardening (every Kafka codec: snappy, lz4, zstd; see README, chosen libraries)
+        # post-release control (stream/audit)
+        # tax-free refunds (stream/taxfree)
+        # local content (stream/localcontent)
     ],
     extras_require={
         "test": [
@@ -97,6 +101,7 @@ setup(
             "rfc3339-validator>=0.1.4",
             "pyyaml>=6",
             "ruff>=0.5",
+            # test-only, per domain
         ],
     },
     entry_points={"console_scripts": ["customs-stream = stream.cli:main"]},

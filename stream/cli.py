@@ -19,6 +19,10 @@ COMMANDS = {
     "loadgen": "stream.loadgen:loadgen_command",
     "demo": "stream.demo:demo_command",
     "clickhouse": "stream.analytics.server:clickhouse_command",
+    "risk": "stream.audit.cli:risk",
+    "audit": "stream.audit.cli:audit",
+    "taxfree": "stream.taxfree.cli:taxfree",
+    "local-content": "stream.localcontent.cli:local_content",
 }
 
 

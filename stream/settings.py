@@ -37,9 +37,26 @@ ENVIRONMENT: dict[str, tuple[str, str]] = {
     "CUSTOMS_STREAM_PUREPYTHON": ("0", "1: run every kernel on its pure-Python twin (read by stream/_backend.py)"),
 }
 
+# Each domain's variables, in its own block (read with `env(name)`); one table all the same.
+AUDIT_ENVIRONMENT: dict[str, tuple[str, str]] = {
+}
+TAXFREE_ENVIRONMENT: dict[str, tuple[str, str]] = {
+}
+LOCALCONTENT_ENVIRONMENT: dict[str, tuple[str, str]] = {
+}
+for _block in (AUDIT_ENVIRONMENT, TAXFREE_ENVIRONMENT, LOCALCONTENT_ENVIRONMENT):
+    for _name, _entry in _block.items():
+        if _name in ENVIRONMENT:
+            raise RuntimeError(f"setting {_name} is defined twice")
+        ENVIRONMENT[_name] = _entry
 
-def _env(name: str) -> str:
+
+def env(name: str) -> str:
+    """The value of a documented variable (its default when unset)."""
     return os.environ.get(name, ENVIRONMENT[name][0])
+
+
+_env = env
 
 
 @dataclass(frozen=True)

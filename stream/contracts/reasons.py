@@ -32,6 +32,31 @@ REASONS: dict[str, str] = {
     "internal_error": "the system failed on this input (a defect, logged for the operators); send it again later",
 }
 
+# Each domain's input reasons, in its own block so domains are added without touching the others.
+# The table stays one: REASONS below, in this order, is what rejection/1 and README.md list.
+
+# -- feed hardening (the shared pipeline) --
+RUNTIME_REASONS: dict[str, str] = {
+}
+
+# -- post-release control (stream/audit) --
+AUDIT_REASONS: dict[str, str] = {
+}
+
+# -- tax-free VAT refunds (stream/taxfree) --
+TAXFREE_REASONS: dict[str, str] = {
+}
+
+# -- local content, CT-KZ (stream/localcontent) --
+LOCALCONTENT_REASONS: dict[str, str] = {
+}
+
+for _block in (RUNTIME_REASONS, AUDIT_REASONS, TAXFREE_REASONS, LOCALCONTENT_REASONS):
+    for _code, _meaning in _block.items():
+        if _code in REASONS:
+            raise RuntimeError(f"reason {_code!r} is defined twice")
+        REASONS[_code] = _meaning
+
 
 def rejection(ref: str | None, reason: str, detail: str) -> dict:
     """A `rejection/1` document."""
