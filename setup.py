@@ -72,7 +72,8 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=["stream", "stream.*"]),
-    package_data={"stream": ["rules/data/*", "classify/data/*", "analytics/sql/*"]},
+    package_data={"stream": ["rules/data/*", "classify/data/*", "analytics/sql/*", "audit/data/*", "taxfree/data/*",
+                            "localcontent/data/*"]},
     include_package_data=True,
     ext_modules=extensions(),
     cmdclass={"build_ext": BuildExt},
@@ -88,7 +89,8 @@ setup(
         "click>=8.1",
         "tqdm>=4.66",
         # feed hardening (every Kafka codec: snappy, lz4, zstd; see README, chosen libraries)
-        # post-release control (stream/audit)
+        # post-release control (stream/audit): cases
+        # post-release control (stream/audit): risk
         # tax-free refunds (stream/taxfree)
         # local content (stream/localcontent)
     ],

@@ -19,7 +19,7 @@ COMMANDS = {
     "loadgen": "stream.loadgen:loadgen_command",
     "demo": "stream.demo:demo_command",
     "clickhouse": "stream.analytics.server:clickhouse_command",
-    "risk": "stream.audit.cli:risk",
+    "risk": "stream.audit.risk_cli:risk",
     "audit": "stream.audit.cli:audit",
     "taxfree": "stream.taxfree.cli:taxfree",
     "local-content": "stream.localcontent.cli:local_content",

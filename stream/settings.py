@@ -40,11 +40,13 @@ ENVIRONMENT: dict[str, tuple[str, str]] = {
 # Each domain's variables, in its own block (read with `env(name)`); one table all the same.
 AUDIT_ENVIRONMENT: dict[str, tuple[str, str]] = {
 }
+RISK_ENVIRONMENT: dict[str, tuple[str, str]] = {
+}
 TAXFREE_ENVIRONMENT: dict[str, tuple[str, str]] = {
 }
 LOCALCONTENT_ENVIRONMENT: dict[str, tuple[str, str]] = {
 }
-for _block in (AUDIT_ENVIRONMENT, TAXFREE_ENVIRONMENT, LOCALCONTENT_ENVIRONMENT):
+for _block in (AUDIT_ENVIRONMENT, RISK_ENVIRONMENT, TAXFREE_ENVIRONMENT, LOCALCONTENT_ENVIRONMENT):
     for _name, _entry in _block.items():
         if _name in ENVIRONMENT:
             raise RuntimeError(f"setting {_name} is defined twice")

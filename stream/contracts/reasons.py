@@ -39,8 +39,12 @@ REASONS: dict[str, str] = {
 RUNTIME_REASONS: dict[str, str] = {
 }
 
-# -- post-release control (stream/audit) --
+# -- post-release control: audit cases and events (stream/audit) --
 AUDIT_REASONS: dict[str, str] = {
+}
+
+# -- post-release control: risk scoring (stream/audit) --
+RISK_REASONS: dict[str, str] = {
 }
 
 # -- tax-free VAT refunds (stream/taxfree) --
@@ -51,7 +55,7 @@ TAXFREE_REASONS: dict[str, str] = {
 LOCALCONTENT_REASONS: dict[str, str] = {
 }
 
-for _block in (RUNTIME_REASONS, AUDIT_REASONS, TAXFREE_REASONS, LOCALCONTENT_REASONS):
+for _block in (RUNTIME_REASONS, AUDIT_REASONS, RISK_REASONS, TAXFREE_REASONS, LOCALCONTENT_REASONS):
     for _code, _meaning in _block.items():
         if _code in REASONS:
             raise RuntimeError(f"reason {_code!r} is defined twice")
