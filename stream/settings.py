@@ -41,6 +41,7 @@ ENVIRONMENT: dict[str, tuple[str, str]] = {
 AUDIT_ENVIRONMENT: dict[str, tuple[str, str]] = {
 }
 RISK_ENVIRONMENT: dict[str, tuple[str, str]] = {
+    "CUSTOMS_BUYER_SECRET": ("loopback-only-not-secret", "operator's key of buyer_ref = HMAC-SHA256(IIN) in declaration/2; the default is public, for loopback and tests only; production: a random secret of 32+ bytes (e.g. `openssl rand -hex 32`) from the operator's secret store, never changed (a new key re-keys every buyer_ref and breaks splitting history)"),
 }
 TAXFREE_ENVIRONMENT: dict[str, tuple[str, str]] = {
 }
