@@ -53,6 +53,9 @@ TAXFREE_REASONS: dict[str, str] = {
 
 # -- local content, CT-KZ (stream/localcontent) --
 LOCALCONTENT_REASONS: dict[str, str] = {
+    "unknown_origin": "a material's origin is well formed but not an assigned ISO 3166-1 alpha-2 country code",
+    "foreign_cost_exceeds_production_cost": "the foreign materials cost more than the whole production cost",
+    "no_local_content_rules": "no local-content formula or VAT rate in the rules data covers `calculated_on`",
 }
 
 for _block in (RUNTIME_REASONS, AUDIT_REASONS, RISK_REASONS, TAXFREE_REASONS, LOCALCONTENT_REASONS):
