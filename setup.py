@@ -90,6 +90,7 @@ setup(
         "tqdm>=4.66",
         # feed hardening (every Kafka codec: snappy, lz4, zstd; see README, chosen libraries)
         # post-release control (stream/audit): cases
+        "holidays>=0.109,<1",  # Kazakhstan public holidays by law; decrees and Kurban Ait in stream/audit/data
         # post-release control (stream/audit): risk
         # tax-free refunds (stream/taxfree)
         # local content (stream/localcontent)

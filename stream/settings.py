@@ -39,11 +39,24 @@ ENVIRONMENT: dict[str, tuple[str, str]] = {
 
 # Each domain's variables, in its own block (read with `env(name)`); one table all the same.
 AUDIT_ENVIRONMENT: dict[str, tuple[str, str]] = {
+    "CUSTOMS_AUDIT_CALENDAR": (str(Path(__file__).parent / "audit" / "data" / "kz_calendar.json"),
+                               "audit: Kazakhstan working-day calendar (religious dates, decree transfers, covered years)"),
+    "CUSTOMS_AUDIT_TICK_SECONDS": ("60", "audit: how often the case agent checks deadlines"),
 }
 RISK_ENVIRONMENT: dict[str, tuple[str, str]] = {
     "CUSTOMS_BUYER_SECRET": ("loopback-only-not-secret", "operator's key of buyer_ref = HMAC-SHA256(IIN) in declaration/2; the default is public, for loopback and tests only; production: a random secret of 32+ bytes (e.g. `openssl rand -hex 32`) from the operator's secret store, never changed (a new key re-keys every buyer_ref and breaks splitting history)"),
 }
 TAXFREE_ENVIRONMENT: dict[str, tuple[str, str]] = {
+    "CUSTOMS_TAXFREE_RULES": ("", "tax-free rules JSON (VAT, commission, MCI, airports, ...; empty: the shipped stream/taxfree/data/rules.json)"),
+    "CUSTOMS_TAXFREE_COMMISSION_PCT": ("", "tax-free: the operator's commission in percent, overriding the rules file (above 20 the worker refuses to start)"),
+    "CUSTOMS_TAXFREE_JWKS": ("", "tax-free: JWKS file of the trading entities' QR public keys (empty: taxfree/jwks.json under CUSTOMS_DATA_DIR)"),
+    "CUSTOMS_TAXFREE_PARTITIONS": ("1", "tax-free: partitions of the taxfree.* topics (the receipt check spans one partition's documents)"),
+    "CUSTOMS_TAXFREE_JWT_ALG": ("EdDSA", "tax-free API: the one JWT algorithm accepted (EdDSA, ES256, RS256 or HS256; never taken from a token)"),
+    "CUSTOMS_TAXFREE_JWT_PRIVATE_KEY": ("", "tax-free API: PEM private key (or HS256 secret file) `taxfree token` signs with (empty: created on first use under CUSTOMS_DATA_DIR)"),
+    "CUSTOMS_TAXFREE_JWT_PUBLIC_KEY": ("", "tax-free API: PEM public key (or HS256 secret file) the worker verifies tokens with (empty: derived from the private key)"),
+    "CUSTOMS_TAXFREE_JWT_ISSUER": ("customs-stream-taxfree", "tax-free API: required `iss` of tokens"),
+    "CUSTOMS_TAXFREE_JWT_AUDIENCE": ("customs-stream-taxfree-api", "tax-free API: required `aud` of tokens"),
+    "CUSTOMS_TAXFREE_PII_KEY": ("", "tax-free: secret file for the keyed hash (HMAC-SHA256) of passports and cards (empty: created on first use under CUSTOMS_DATA_DIR)"),
 }
 LOCALCONTENT_ENVIRONMENT: dict[str, tuple[str, str]] = {
 }
