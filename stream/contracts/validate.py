@@ -8,17 +8,31 @@ that names the field path, e.g. ``lines[2].unit_price: '1e400' is not a decimal 
 
 Every check returns ``None`` when the document is valid, else ``(reason, detail)``.
 
-Regex dialect note: the schemas anchor patterns with ``^...$`` and forbid newlines
-(ECMA-262 semantics); here the same patterns are used unanchored with ``fullmatch``.
+Three rules hold for every contract built from these checks (other domains reuse them):
+- Integers: JSON Schema counts ``1.0`` as an integer, so an integral float in an integer field is
+  accepted and replaced by its int in the document (``1.0`` -> ``1``) before anything reads it; no
+  float reaches state or output. ``1.5`` is rejected (``wrong_type``), as the schema does.
+- Personal data: details name the field and why; the value of a personal field (buyer IIN and
+  name, BINs, anything under ``buyer``) is never quoted, only its JSON type.
+- Regex dialect: the schemas anchor patterns with ``^...$`` and forbid newlines (ECMA-262
+  semantics); here the same patterns are used unanchored with ``fullmatch``, which, unlike
+  Python's ``$``, does not match before a trailing newline.
+
+Documents are dispatched through the contract registry (registry.py): a domain registers its
+contracts there and `validate(doc, accept=...)` checks the ones a topic accepts.
 """
 from __future__ import annotations
 
+import json
 import re
 
 import orjson
 
+from stream.contracts import registry
+
 __all__ = [
     "DOCUMENT_SCHEMAS",
+    "FEED_SCHEMAS",
     "parse_json_line",
     "ref_of",
     "validate",
@@ -78,7 +92,9 @@ def _show(v: object) -> str:
     return r if len(r) <= 60 else r[:57] + "..."
 
 
-def _wrong(v: object, expected: str) -> tuple[str, str]:
+def _wrong(v: object, expected: str, personal: bool = False) -> tuple[str, str]:
+    if personal:  # the type alone: a misplaced IIN or name must not be quoted
+        return ("wrong_type", f": expected {expected}, got {_kind(v)}")
     return ("wrong_type", f": expected {expected}, got {_kind(v)} {_show(v)}")
 
 
@@ -102,21 +118,28 @@ def _valid_ymd(y: str, m: str, d: str) -> bool:
 _CACHE_LIMIT = 16384
 
 
-def _pattern(match, reason: str, expected: str, what: str, cache: bool = True):
+def _pattern(match, reason: str, expected: str, what: str, cache: bool = True, personal: bool = False):
     """A string check by `match` (a compiled pattern's fullmatch).
+
+    With `personal`, a refused value is never quoted in the detail (only its length).
 
     With `cache`, strings already found valid are remembered in a bounded set: feeds repeat
     warehouse ids, SKUs, currencies, prices and (at high rates) timestamps, and a set lookup is
     several times cheaper than a regex. Only valid strings enter, so results never change.
     Fields unique per message (order_id, manifest_id) use no cache.
     """
+    def refused(v: str) -> tuple[str, str]:
+        if personal:
+            return (reason, f": the value ({len(v)} characters) {what}")
+        return (reason, f": {_show(v)} {what}")
+
     if not cache:
         def check(v):
             if isinstance(v, str):
                 if match(v) is not None:
                     return None
-                return (reason, f": {_show(v)} {what}")
-            return _wrong(v, expected)
+                return refused(v)
+            return _wrong(v, expected, personal)
         return check
 
     seen: set[str] = set()
@@ -130,8 +153,8 @@ def _pattern(match, reason: str, expected: str, what: str, cache: bool = True):
                     seen.clear()
                 seen.add(v)
                 return None
-            return (reason, f": {_show(v)} {what}")
-        return _wrong(v, expected)
+            return refused(v)
+        return _wrong(v, expected, personal)
     return check_cached
 
 
@@ -140,7 +163,8 @@ def _id_check(cache: bool = True):
 
 
 def _bin_check():
-    return _pattern(_BIN, "invalid_code", "a string", "is not a 12-digit BIN/IIN")
+    # a BIN may be an individual entrepreneur's IIN: personal either way
+    return _pattern(_BIN, "invalid_code", "a string", "is not a 12-digit BIN/IIN", personal=True)
 
 
 def _currency_check():
@@ -190,21 +214,32 @@ def _date_check():
                     "is not a possible YYYY-MM-DD date")
 
 
-def _qty(v):
-    cls = v.__class__
-    if cls is int:
-        n = v
-    elif cls is float or (isinstance(v, float)):
-        if not v.is_integer():
+def integer(lo: int, hi: int):
+    """A JSON integer in lo..hi. An integral float passes (JSON Schema's "integer") and `_fields`
+    then stores it as an int in the document; ``True`` is not an integer."""
+    def check(v):
+        cls = v.__class__
+        if cls is int:
+            n = v
+        elif cls is float or isinstance(v, float):
+            if not v.is_integer():
+                return _wrong(v, "an integer")
+            n = v
+        elif isinstance(v, int) and not isinstance(v, bool):
+            n = v
+        else:
             return _wrong(v, "an integer")
-        n = v
-    elif isinstance(v, int) and not isinstance(v, bool):
-        n = v
-    else:
-        return _wrong(v, "an integer")
-    if 1 <= n <= MAX_QTY:
-        return None
-    return ("out_of_range", f": {_show(v)} is outside 1..{MAX_QTY}")
+        if lo <= n <= hi:
+            return None
+        return ("out_of_range", f": {_show(v)} is outside {lo}..{hi}")
+    _INTEGER_CHECKS.add(check)
+    return check
+
+
+_INTEGER_CHECKS: set = set()  # checks of integer fields: `_fields` stores their integral floats as int
+
+
+_qty = integer(1, MAX_QTY)
 
 
 def _hs_code(v):
@@ -217,20 +252,22 @@ def _hs_code(v):
     return _wrong(v, "a string or null")
 
 
-def _text(lo: int, hi: int):
+def _text(lo: int, hi: int, personal: bool = False):
     def check(v):
         if isinstance(v, str):
             if lo <= len(v) <= hi:
                 return None
+            if personal:
+                return ("invalid_text", f": has {len(v)} characters, must have {lo} to {hi}")
             return ("invalid_text", f": {_show(v)} must be {lo} to {hi} characters long")
-        return _wrong(v, "a string")
+        return _wrong(v, "a string", personal)
     return check
 
 
 _marketplace = _text(1, 64)
 _description = _text(1, 1000)
 _category = _text(1, 100)
-_buyer_name = _text(1, 200)
+_buyer_name = _text(1, 200, personal=True)
 
 
 def _flow(v):
@@ -243,7 +280,11 @@ def _flow(v):
 # -- objects and arrays --------------------------------------------------------------------------
 
 def _fields(doc: dict, spec: tuple) -> tuple[str, str] | None:
-    """Check `doc` against (key, check, required) rows; detail starts with the key."""
+    """Check `doc` against (key, check, required) rows; detail starts with the key.
+
+    An integral float accepted by an integer check (`integer`) is replaced by its int here, the
+    one place every contract's fields pass, so no float leaves the boundary.
+    """
     for key, check, required in spec:
         v = doc.get(key, _MISSING)
         if v is _MISSING:
@@ -253,13 +294,15 @@ def _fields(doc: dict, spec: tuple) -> tuple[str, str] | None:
         r = check(v)
         if r is not None:
             return (r[0], key + r[1])
+        if v.__class__ is float and check in _INTEGER_CHECKS:
+            doc[key] = int(v)
     return None
 
 
-def _object(spec: tuple):
+def _object(spec: tuple, personal: bool = False):
     def check(v):
         if not isinstance(v, dict):
-            return _wrong(v, "an object")
+            return _wrong(v, "an object", personal)
         r = _fields(v, spec)
         if r is not None:
             return (r[0], "." + r[1])
@@ -292,7 +335,7 @@ _BUYER = (
     ("iin", _bin_check(), True),
     ("name", _buyer_name, True),
 )
-_buyer = _object(_BUYER)
+_buyer = _object(_BUYER, personal=True)
 
 _MANIFEST_LINE = (
     ("sku", _id_check(), True),
@@ -419,55 +462,147 @@ def validate_page(doc: object) -> tuple[str, str] | None:
     return None
 
 
-_BODY = {
-    "goods-manifest/1": _MANIFEST,
-    "order/1": _ORDER,
-    "assessment-request/1": _REQUEST,
-}
-DOCUMENT_SCHEMAS: tuple[str, ...] = tuple(_BODY)
+# The feed contracts of the warehouse and the offline assessment, in the registry like any domain's.
+FEED_SCHEMAS: tuple[str, ...] = ("goods-manifest/1", "order/1", "assessment-request/1")
+DOCUMENT_SCHEMAS = FEED_SCHEMAS  # the name the CLI and the agents import
 
 
-def validate_document(doc: object) -> tuple[str, str] | None:
-    """Check one feed document (manifest, order or assessment request), dispatching on `schema`.
+def _body_check(schema: str, spec):
+    def check(doc: dict) -> tuple[str, str] | None:
+        return _fields(doc, spec)
+    check.__name__ = check.__qualname__ = "validate_" + schema.split("/")[0].replace("-", "_")
+    return check
+
+
+registry.register("goods-manifest/1", _body_check("goods-manifest/1", _MANIFEST), ref_field="manifest_id",
+                  domain="warehouse", schema_file="goods-manifest-1.json")
+registry.register("order/1", _body_check("order/1", _ORDER), ref_field="order_id", domain="warehouse",
+                  schema_file="order-1.json")
+registry.register("assessment-request/1", _body_check("assessment-request/1", _REQUEST), ref_field="order_id",
+                  domain="declaration", schema_file="assessment-request-1.json")
+
+
+def validate_document(doc: object, accept: tuple[str, ...] = FEED_SCHEMAS) -> tuple[str, str] | None:
+    """Check one document whose `schema` is one of `accept`, through the contract registry.
 
     Use this on the items of a page: a page inside a page is `unknown_schema`.
     """
     if not isinstance(doc, dict):
         return _not_an_object(doc)
+    if doc.__class__ is _Duplicated:
+        return doc.problem()
     s = doc.get("schema")
-    spec = _BODY.get(s) if isinstance(s, str) else None
-    if spec is None:
-        return _unknown_schema(doc, "one of " + ", ".join(DOCUMENT_SCHEMAS))
-    return _fields(doc, spec)
+    contract = registry.get(s) if s in accept else None
+    if contract is None:
+        return _unknown_schema(doc, "one of " + ", ".join(accept))
+    return contract.validate(doc)
 
 
-def validate(doc: object) -> tuple[str, str] | None:
-    """Check a feed message: one document (see `validate_document`) or a `page/1` envelope."""
+def validate(doc: object, accept: tuple[str, ...] = FEED_SCHEMAS) -> tuple[str, str] | None:
+    """Check a feed message: one document of `accept` (see `validate_document`) or a `page/1` envelope."""
     if not isinstance(doc, dict):
         return _not_an_object(doc)
     s = doc.get("schema")
-    spec = _BODY.get(s) if isinstance(s, str) else None
-    if spec is not None:
-        return _fields(doc, spec)
     if s == "page/1":
         return validate_page(doc)
-    return _unknown_schema(doc, "one of " + ", ".join(DOCUMENT_SCHEMAS + ("page/1",)))
+    if doc.__class__ is _Duplicated:
+        return doc.problem()
+    contract = registry.get(s) if s in accept else None
+    if contract is not None:
+        return contract.validate(doc)
+    return _unknown_schema(doc, "one of " + ", ".join(accept + ("page/1",)))
 
 
 def ref_of(doc: object) -> str | None:
-    """The id a rejection refers to: `order_id` or `manifest_id` when it is a string."""
+    """The id a rejection refers to: the reference field of the document's contract when it is a
+    string; for a document of no known contract, the first string among the registered reference
+    fields (`order_id`, `manifest_id`, then other domains')."""
     if isinstance(doc, dict):
-        ref = doc.get("order_id")
-        if isinstance(ref, str):
-            return ref
-        ref = doc.get("manifest_id")
-        if isinstance(ref, str):
-            return ref
+        contract = registry.get(doc.get("schema"))
+        fields = (contract.ref_field,) if contract is not None and contract.ref_field else registry.ref_fields()
+        for field_name in fields:
+            ref = doc.get(field_name)
+            if isinstance(ref, str):
+                return ref
     return None
 
 
+# -- parsing: orjson, plus the duplicate keys it cannot report ------------------------------------
+
+class _Duplicated(dict):
+    """An object (from the exact parser) that names a key twice, itself or in an object inside it.
+
+    The validators reject it (`duplicate_key`); in a page only the items holding one are rejected.
+    """
+
+    __slots__ = ("path", "key", "own")
+
+    def problem(self) -> tuple[str, str]:
+        where = f"{self.path}: " if self.path else ""
+        return ("duplicate_key", f"{where}key {_show(self.key)} appears more than once in one object")
+
+
+def _taint(value: object) -> tuple[_Duplicated, str] | None:
+    """The first duplicated object at or inside `value` (lists included), and its path from there."""
+    cls = value.__class__
+    if cls is _Duplicated:
+        return value, ""
+    if cls is list:
+        for i, item in enumerate(value):
+            found = _taint(item)
+            if found is not None:
+                inner, path = found
+                return inner, f"[{i}]" + (("." + path) if path and path[0] != "[" else path)
+    return None
+
+
+def _pairs_hook(pairs: list) -> dict:
+    doc = dict(pairs)
+    if len(doc) != len(pairs):
+        seen = set()
+        for key, _ in pairs:
+            if key in seen:
+                break
+            seen.add(key)
+        marked = _Duplicated(doc)
+        marked.path, marked.key, marked.own = "", key, True
+        return marked
+    for key, value in doc.items():
+        found = _taint(value)
+        if found is not None:
+            inner, path = found
+            inner_path = path + (("." + inner.path) if path and inner.path else inner.path)
+            marked = _Duplicated(doc)
+            marked.path = key + (inner_path if inner_path.startswith("[") else ("." + inner_path if inner_path else ""))
+            marked.key, marked.own = inner.key, False
+            return marked
+    return doc
+
+
+_exact = json.JSONDecoder(object_pairs_hook=_pairs_hook)
+
+
+def _has_duplicate_keys(raw: bytes, doc: object) -> bool:
+    """Whether the message may name a key twice in one object, at C speed.
+
+    Every colon of a JSON text is either the separator of one key-value pair or a character
+    inside a string. Re-serialised, the parsed document keeps every surviving pair and every
+    string as is, so it has fewer colons than the input exactly when pairs were dropped, i.e.
+    when a key came twice. The one exception is a colon written as an escape (``\\u003a``),
+    which the re-serialisation writes plainly: such input takes the exact parser instead.
+    """
+    if b"\\u003" in raw:
+        return True
+    return raw.count(b":") != orjson.dumps(doc).count(b":")
+
+
 def parse_json_line(raw: bytes) -> dict | tuple[str, str]:
-    """Parse one message: the object, or (reason, detail) for bad JSON, bad UTF-8 or a non-object."""
+    """Parse one message: the object, or (reason, detail) for bad JSON, bad UTF-8 or a non-object.
+
+    A message with a key named twice in one object is reparsed exactly: an object of its own that
+    repeats a key is `duplicate_key`; in a page, the items that hold one come back marked and
+    `validate_document` rejects only them.
+    """
     try:
         doc = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
@@ -475,6 +610,15 @@ def parse_json_line(raw: bytes) -> dict | tuple[str, str]:
         if len(msg) > 200:
             msg = msg[:197] + "..."
         return ("malformed_json", msg)
-    if isinstance(doc, dict):
+    if not isinstance(doc, dict):
+        return _not_an_object(doc)
+    if not _has_duplicate_keys(raw, doc):
         return doc
-    return _not_an_object(doc)
+    try:
+        exact = _exact.decode(raw.decode("utf-8"))
+    except RecursionError:
+        return ("malformed_json", "nested too deep to check for duplicate keys")
+    if exact.__class__ is _Duplicated and (exact.own or exact.get("schema") != "page/1"
+                                           or not exact.path.startswith("items[")):
+        return exact.problem()
+    return exact  # a page: its marked items are rejected one by one

@@ -14,7 +14,7 @@ from stream.core.fixed import MICRO, parse_micro
 from stream.rules.csv_files import rows_of
 
 COLUMNS = ("date", "currency", "kzt_per_unit")
-_CURRENCY = re.compile(r"^[A-Z]{3}$")
+_CURRENCY = re.compile(r"[A-Z]{3}").fullmatch  # fullmatch: `$` would accept a trailing newline
 _MAX_RATE_MICRO = 10**6 * MICRO  # 1,000,000 KZT per unit
 
 
@@ -75,7 +75,7 @@ def load_fx(path: str | Path) -> ExchangeRates:
     for line_num, row in rows_of(path, COLUMNS, FxError):
         where = f"{path}:{line_num}"
         currency = (row["currency"] or "").strip()
-        if not _CURRENCY.match(currency):
+        if not _CURRENCY(currency):
             raise FxError(f"{where}: currency {currency!r} is not an ISO 4217 code")
         try:
             day = dt.date.fromisoformat((row["date"] or "").strip())

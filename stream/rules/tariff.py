@@ -25,7 +25,7 @@ from stream.core.fixed import (
 from stream.rules.csv_files import rows_of
 
 COLUMNS = ("code", "description", "ad_valorem_pct", "specific_eur", "specific_unit", "combine", "excise_kzt", "excise_unit")
-_CODE = re.compile(r"^[0-9]{2,10}$")
+_CODE = re.compile(r"[0-9]{2,10}").fullmatch  # fullmatch: `$` would accept a trailing newline
 _COMBINE = {"max": COMBINE_MAX, "sum": COMBINE_SUM}
 _MAX_PCT_MICRO = 1000 * 10**6
 _MAX_EUR_MICRO = 10_000 * 10**6
@@ -74,7 +74,7 @@ def load_tariff(path: str | Path) -> Tariff:
     columns: dict[str, list[int]] = {name: [] for name in ("adv", "spec", "spec_unit", "combine", "excise", "excise_unit")}
     for line, row in rows_of(path, COLUMNS, TariffError):
         code = (row["code"] or "").strip()
-        if not _CODE.match(code):
+        if not _CODE(code):
             raise _row_error(path, line, f"code {code!r} is not 2-10 digits")
         try:
             adv_text, spec_text = row["ad_valorem_pct"].strip(), row["specific_eur"].strip()
