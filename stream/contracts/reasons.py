@@ -30,6 +30,7 @@ REASONS: dict[str, str] = {
     "conflicting_duplicate": "an id seen before arrives again with different content",
     "invalid_text": "a text field (description, buyer name, category, marketplace) is empty or too long",
     "internal_error": "the system failed on this input (a defect, logged for the operators); send it again later",
+    "duplicate_key": "a JSON object names the same key twice (readers disagree on which value wins)",
 }
 
 # Each domain's input reasons, in its own block so domains are added without touching the others.
@@ -41,6 +42,21 @@ RUNTIME_REASONS: dict[str, str] = {
 
 # -- post-release control: audit cases and events (stream/audit) --
 AUDIT_REASONS: dict[str, str] = {
+    "unknown_event_kind": "an audit event's `kind` is none of opened, notification_delivered, paid, explanation_received, explanation_accepted, explanation_rejected",
+    "unknown_case": "the audit event names a case that was never opened",
+    "case_not_notified": "a payment or an explanation for a case whose notification was not delivered",
+    "already_notified": "the case's notification was delivered already (a second delivery, or opening a notified case again)",
+    "not_disputed": "a decision on an explanation that the case never received",
+    "case_closed": "the case is decided (complied, explanation accepted or unfulfilled) and takes no more events",
+    "deadline_passed": "the event is dated after the deadline it had to meet (comply_by for payments and explanations)",
+    "date_out_of_order": "the event is dated before an earlier event of its case",
+    "date_in_future": "the event is dated after today in Kazakhstan (UTC+5)",
+    "overpayment": "a payment larger than the additional accruals still outstanding",
+    "outside_calendar": "a deadline falls in a year the working-day calendar does not cover (add that year's decree on days off to the calendar file)",
+    "declaration_mismatch": "the case is opened again for another declaration",
+    "no_accruals": "a notification delivered for a case with no additional accruals",
+    "wrong_partition_key": "the message key is not the event's case_id (all messages of a case share its key and partition)",
+    "too_many_events": "the case already holds the most events one case may take",
 }
 
 # -- post-release control: risk scoring (stream/audit) --
@@ -49,6 +65,12 @@ RISK_REASONS: dict[str, str] = {
 
 # -- tax-free VAT refunds (stream/taxfree) --
 TAXFREE_REASONS: dict[str, str] = {
+    "vat_mismatch": "a tax-free line's VAT is not its price x r / (1 + r) at the VAT rate in force, rounded half up",
+    "unknown_document": "a confirmation or cancellation names a tax-free document never received",
+    "already_confirmed": "the tax-free document already has an export confirmation (or refusal) from the airport",
+    "already_refunded": "the tax-free document was already refunded; it cannot be cancelled or decided again",
+    "already_cancelled": "the tax-free document was already cancelled",
+    "dates_out_of_order": "a date contradicts another (receipt after its document, confirmation or cancellation before issue)",
 }
 
 # -- local content, CT-KZ (stream/localcontent) --
