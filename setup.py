@@ -108,6 +108,7 @@ setup(
             "pyyaml>=6",
             "ruff>=0.5",
             # test-only, per domain
+            "pypdf>=4",  # local content: the report test reads the PDF back
         ],
     },
     entry_points={"console_scripts": ["customs-stream = stream.cli:main"]},
