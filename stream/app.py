@@ -1,132 +1,76 @@
-"""The Faust application and `customs-stream worker`.
+"""The worker: `create_app(cfg, domains=[...])` and `customs-stream worker`.
 
-`create_app(settings)` builds the app with the warehouse agent (stream/warehouse/agents.py); the
-worker command runs it. Several workers with the same CUSTOMS_APP_ID share the partitions of one
-broker; a dead worker's partitions move to the survivors after the session timeout, and they rebuild
-the stock from the table's changelog.
+The app runs a list of domains on the shared runtime (stream/runtime/): by default the warehouse
+(stream/warehouse/agents.py); `--domains` names others, each built by `stream/<name>/agents.py:
+domain(cfg)`. Several workers with the same app id share the partitions of one broker; a dead
+worker's partitions move to the survivors after the session timeout, and they rebuild each domain's
+state from its table's changelog. A domain that must scale apart (the risk agent) runs in a worker
+of its own app id, so in its own consumer group.
 """
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import dataclasses
+import importlib
 import logging
-import os
 from pathlib import Path
 
 import click
 
 from stream import settings as settings_module
-from stream.broker import bootstrap_of, ensure_topics, topic_plan
-from stream.core.fixed import micro
-from stream.declaration.engine import KAZAKHSTAN_UTC_OFFSET
-from stream.rules.fx import RateNotFound
+from stream.broker import bootstrap_of, ensure_topics
+from stream.runtime.app import faust_app, install_all, table_of
+from stream.runtime.producer import Outputs
+from stream.runtime.topics import topic_plan
 
 log = logging.getLogger(__name__)
 
-
-def tick_seconds(hold_seconds: float) -> float:
-    """How often pending orders are re-checked: a quarter of the hold time, within [0.2 s, 5 s]."""
-    return min(max(hold_seconds / 4, 0.2), 5.0)
+DEFAULT_DOMAINS = ("warehouse",)
 
 
-class StockValuer:
-    """Value of goods under customs control: their manifest price at today's National Bank rate
-    (Kazakhstan's calendar date), in exact tiyn; goods in a currency without a rate count as 0."""
+def load_domains(cfg: settings_module.Settings, names, *, metrics=None) -> list:
+    """The domains named, each from ``stream/<name>/agents.py: domain(cfg)`` (the warehouse also
+    takes the worker's metrics)."""
+    domains = []
+    for name in names:
+        if name == "warehouse":
+            from stream.warehouse.agents import domain
 
-    def __init__(self, fx):
-        self.fx = fx
-
-    def __call__(self, units: int, unit_price: str, currency: str) -> int:
-        today = (dt.datetime.now(dt.timezone.utc) + KAZAKHSTAN_UTC_OFFSET).date()
+            domains.append(domain(cfg, metrics=metrics))
+            continue
         try:
-            rate6 = self.fx.rate_micro(currency, today)
-        except RateNotFound:
-            return 0
-        return (units * micro(unit_price) * rate6 + 5 * 10**9) // 10**10  # micro * micro -> tiyn, half up
+            module = importlib.import_module(f"stream.{name}.agents")
+        except ModuleNotFoundError as exc:
+            raise click.BadParameter(f"no domain {name!r} (stream/{name}/agents.py: {exc})") from None
+        domains.append(module.domain(cfg))
+    return domains
 
 
-def create_app(cfg: settings_module.Settings, *, assessor=None, metrics=None, sink=None):
-    """The Faust app and its warehouse processor. ``assessor`` defaults to the rules in ``cfg``."""
-    import faust
+def create_app(cfg: settings_module.Settings, domains=None, *, assessor=None, metrics=None, sink=None,
+               app_id: str | None = None):
+    """The Faust app running ``domains`` (default: the warehouse, priced by ``assessor``, which
+    defaults to the rules in ``cfg``). ``app.customs_pipelines`` maps domain names to their pipelines."""
+    if domains is None:
+        from stream.warehouse.agents import domain
 
-    from stream.warehouse.agents import Outputs, Processor, install
-
-    if assessor is None:
-        from stream.declaration.engine import Assessor
-        from stream.rules import load_rules
-
-        assessor = Assessor(load_rules(cfg))
-    datadir = Path(cfg.data_dir).absolute() / "faust" / f"{cfg.app_id}-{os.getpid()}"
-    datadir.parent.mkdir(parents=True, exist_ok=True)
-    app = faust.App(
-        cfg.app_id,
-        broker=cfg.broker,
-        store="memory://",
-        key_serializer="raw",
-        value_serializer="raw",
-        datadir=str(datadir),
-        topic_partitions=cfg.partitions,
-        topic_replication_factor=1,
-        table_standby_replicas=0,
-        consumer_auto_offset_reset="earliest",
-        broker_session_timeout=cfg.session_timeout_seconds,
-        broker_heartbeat_interval=cfg.heartbeat_seconds,
-        broker_rebalance_timeout=cfg.rebalance_timeout_seconds,
-        broker_commit_interval=cfg.commit_interval_seconds,
-        consumer_max_fetch_size=max(cfg.page_bytes * 4, 4 << 20),
-        producer_max_request_size=cfg.page_bytes + (1 << 20),
-        # Faust's producer writes only the changelog (one record per page). One record per batch:
-        # Tansu answers a ListOffsets for the log end with the last batch's base offset + 1, and
-        # Faust's recovery reads the changelog only up to that offset, so the last records of a
-        # multi-record batch were not recovered (tests/test_broker.py checks the one-record case).
-        producer_max_batch_size=1,
-        web_enabled=cfg.web_port > 0,
-        web_port=max(cfg.web_port, 1),
-        web_bind="127.0.0.1",
-        web_host="127.0.0.1",
-        loghandlers=[],
-    )
+        domains = [domain(cfg, assessor=assessor, metrics=metrics)]
+    app_id = app_id or cfg.app_id
+    app = faust_app(cfg, app_id)
     outputs = Outputs(bootstrap_of(cfg.broker), cfg.page_bytes)
-
-    def factory(table_access):
-        return Processor(assess=lambda docs: assessor.assess(docs, validated=True), outputs=outputs,
-                         value_of=StockValuer(assessor.rules.fx),
-                         hold_seconds=cfg.pending_hold_seconds, metrics=metrics,
-                         max_in_flight=cfg.pages_in_flight, **table_access)
-
-    processor, _table = install(app, factory, cfg.partitions, tick_seconds(cfg.pending_hold_seconds),
-                                bootstrap=bootstrap_of(cfg.broker), metrics=metrics)
-
-    @app.task
-    async def start_outputs():
-        await outputs.start()
-
-    @app.on_before_shutdown.connect
-    async def stop_outputs(sender, **kwargs):
-        try:  # records of the pages processed so far, so a restart need not repeat them
-            await asyncio.wait_for(processor.drain(), timeout=10.0)
-        except asyncio.TimeoutError:
-            log.warning("stopping with pages in flight: they are processed again after a restart")
-        await processor.stop()
-        await outputs.stop()
-        if processor.continuity is not None:
-            await processor.continuity.stop()
+    pipelines = install_all(app, domains, outputs=outputs, cfg=cfg, bootstrap=bootstrap_of(cfg.broker), metrics=metrics)
 
     if sink is not None:
         from stream.analytics.feeder import SinkFeeder
 
         # its own consumer group over the output topics, so ClickHouse never slows the page path
-        feeder = SinkFeeder(sink, bootstrap_of(cfg.broker), f"{cfg.app_id}-clickhouse",
+        feeder = SinkFeeder(sink, bootstrap_of(cfg.broker), f"{app_id}-clickhouse",
                             commit_interval=cfg.sink_max_age_seconds, max_fetch_bytes=max(cfg.page_bytes * 4, 4 << 20))
 
         @app.task
         async def feed_clickhouse():
             await feeder.run()
 
-        app.customs_feeder = feeder
-
-    app.customs_processor = processor
+    app.customs_pipelines = pipelines
     return app
 
 
@@ -136,9 +80,14 @@ def create_app(cfg: settings_module.Settings, *, assessor=None, metrics=None, si
               help="tariff CSV (default: CUSTOMS_TARIFF, the shipped data)")
 @click.option("--fx", type=click.Path(exists=True, dir_okay=False), default=None,
               help="exchange-rate CSV (default: CUSTOMS_FX, the shipped data)")
+@click.option("--domains", default=",".join(DEFAULT_DOMAINS), show_default=True,
+              help="comma-separated domains to run (each is stream/<name>/agents.py: domain(cfg))")
+@click.option("--app-id", default=None,
+              help="Faust app id: consumer group and changelog prefix (default: CUSTOMS_APP_ID); give a "
+                   "domain its own to run it in its own consumer group")
 @click.option("--loglevel", default="warning", show_default=True)
-def worker_command(broker_url, tariff, fx, loglevel):
-    """Run a stream worker: goods under customs control in, declarations out."""
+def worker_command(broker_url, tariff, fx, domains, app_id, loglevel):
+    """Run a stream worker: the domains' inputs in, their outputs out (default: the warehouse)."""
     import faust
 
     cfg = settings_module.load()
@@ -149,14 +98,21 @@ def worker_command(broker_url, tariff, fx, loglevel):
         changes["tariff_path"] = Path(tariff)
     if fx:
         changes["fx_path"] = Path(fx)
+    if app_id:
+        changes["app_id"] = app_id
     cfg = dataclasses.replace(cfg, **changes)
-    asyncio.run(ensure_topics(bootstrap_of(cfg.broker), topic_plan(cfg.partitions, cfg.app_id)))
+    names = [name.strip() for name in domains.split(",") if name.strip()]
+    if not names:
+        raise click.BadParameter("no domain given", param_hint="--domains")
 
     from stream import metrics
     from stream.analytics import make_sink
 
+    running = load_domains(cfg, names, metrics=metrics)
+    asyncio.run(ensure_topics(bootstrap_of(cfg.broker),
+                              topic_plan(cfg.partitions, cfg.app_id, tuple(table_of(d) for d in running))))
     if cfg.metrics_port > 0:
         metrics.start_server(cfg.metrics_port, addr=cfg.metrics_host)
-    app = create_app(cfg, metrics=metrics, sink=make_sink(cfg, metrics=metrics))
+    app = create_app(cfg, running, metrics=metrics, sink=make_sink(cfg, metrics=metrics))
     worker = faust.Worker(app, loglevel=loglevel.upper(), quiet=True)
     worker.execute_from_commandline()

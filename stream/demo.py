@@ -19,7 +19,8 @@ from pathlib import Path
 import click
 import orjson
 
-from stream.broker import DECLARATIONS, MOVEMENTS, REJECTIONS, Broker
+from stream.broker import Broker
+from stream.runtime.topics import DECLARATIONS, MOVEMENTS, REJECTIONS
 from stream.processes import stop_process
 
 DEMO_ENV = {

@@ -19,7 +19,8 @@ from typing import Iterator
 import click
 import orjson
 
-from stream.broker import INBOUND, ORDERS, bootstrap_of
+from stream.broker import bootstrap_of
+from stream.runtime.topics import INBOUND, ORDERS
 
 MARKETPLACES = (("aliexpress", "AX", 0.38), ("wildberries", "WB", 0.24), ("ozon", "OZ", 0.18),
                 ("temu", "TM", 0.12), ("amazon", "AM", 0.08))

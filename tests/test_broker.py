@@ -9,7 +9,8 @@ import time
 
 import pytest
 
-from stream.broker import PUBLIC_TOPICS, Broker, parse_listen, topic_plan
+from stream.broker import Broker, parse_listen
+from stream.runtime.topics import PUBLIC_TOPICS, topic_plan
 from tests.fixtures.broker import start_broker, stop_broker_process
 
 pytestmark = pytest.mark.broker
@@ -136,4 +137,4 @@ def test_the_log_end_offset_is_exact_when_each_record_is_its_own_batch(broker, t
     monkeypatch.setenv("CUSTOMS_PAGES_IN_FLIGHT", "2")
     app = create_app(settings.load())
     assert app.conf.producer_max_batch_size == 1
-    assert app.customs_processor.max_in_flight == 2
+    assert app.customs_pipelines["warehouse"].max_in_flight == 2

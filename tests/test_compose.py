@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from stream.analytics.schema import parse_url
-from stream.broker import PUBLIC_TOPICS
+from stream.runtime.topics import PUBLIC_TOPICS
 from stream.settings import ENVIRONMENT
 
 ROOT = Path(__file__).resolve().parent.parent

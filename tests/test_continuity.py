@@ -1,4 +1,4 @@
-"""Input offsets are applied without holes (stream/warehouse/continuity.py), alone and inside the
+"""Input offsets are applied without holes (stream/runtime/continuity.py), alone and inside the
 worker's page pipeline; the broker probe against the real embedded broker."""
 from __future__ import annotations
 
@@ -7,9 +7,13 @@ import asyncio
 import orjson
 import pytest
 
-from stream.warehouse.continuity import BrokerProbe, Continuity
+from stream.runtime.continuity import BrokerProbe, Continuity
+from stream.runtime.pipeline import Pipeline
+from stream.runtime.state import PartitionState
+from stream.warehouse.agents import WarehouseDomain
 from stream.warehouse.stock import Stock
-from tests.test_stock import WH, FakeOutputs, fake_assess, manifest, order
+from tests.fixtures.harness import FakeOutputs
+from tests.test_stock import WH, fake_assess, manifest, order
 
 
 class Clock:
@@ -175,20 +179,19 @@ def test_a_stalled_partition_whose_seeks_are_spent_is_let_go_and_watched_again()
 
 
 def test_every_page_records_its_offset_even_when_it_changes_nothing():
-    stock = Stock()
-    txn = stock.begin(0.0)
-    record = txn.record(("orders", 5))
-    assert record == {"seq": 1, "src": ["orders", 5]}
-    stock.apply(record)
-    assert stock.next_offset("orders") == 6 and stock.next_offset("goods.inbound") is None
-    assert stock.begin(0.0).record(None) is None  # a tick that changes nothing writes nothing
+    partition = PartitionState(Stock)
+    body = partition.state.begin(0.0).body()
+    record = partition.next_record(body, "orders", 5)
+    assert record == {"v": 2, "seq": 1, "offsets": {"orders": 5}, "body": {}}
+    partition.apply_record(record)
+    assert partition.next_offset("orders") == 6 and partition.next_offset("goods.inbound") is None
+    assert partition.state.begin(0.0).body(page=False) is None  # a tick that changes nothing writes nothing
 
 
 def test_the_pipeline_reads_again_what_the_consumer_dropped_and_declares_every_order_once():
     """A consumer that drops two messages once (as faust-streaming did after a rebalance): the
     processor seeks back, the dropped pages are processed in order, every offset is acknowledged
     once and contiguously, every order is declared exactly once."""
-    from stream.warehouse.agents import Processor
 
     pages = [("goods.inbound", 0, manifest("M-1", ("S1", 100)))]
     pages += [("orders", i, {"schema": "page/1", "items": [order(f"O-{i}-{j}", ("S1", 1)) for j in range(3)]})
@@ -229,9 +232,10 @@ def test_the_pipeline_reads_again_what_the_consumer_dropped_and_declares_every_o
         return ack
 
     async def go():
-        proc = Processor(assess=fake_assess, outputs=outputs, hold_seconds=3600, records=lambda: records,
-                         write_record=lambda partition, key, value: records.__setitem__(key, value),
-                         continuity=Continuity(seek, probe))
+        proc = Pipeline(WarehouseDomain(assess=fake_assess, hold_seconds=3600), outputs=outputs,
+                        records=lambda: records, max_in_flight=4,
+                        write_record=lambda partition, key, value: records.__setitem__(key, value),
+                        continuity=Continuity(seek, probe))
         while (message := consumer.next()) is not None:
             topic, offset, doc = message
             await proc.page(topic, 0, offset, None, orjson.dumps(doc), ack=acker(topic, offset))
@@ -243,11 +247,11 @@ def test_the_pipeline_reads_again_what_the_consumer_dropped_and_declares_every_o
     assert [offset for topic, offset in acked if topic == "orders"] == list(range(8))
     declared = [doc["order_id"] for topic, doc in outputs.sent if topic == "declarations"]
     assert sorted(declared) == sorted(f"O-{i}-{j}" for i in range(8) for j in range(3))
-    stock = Stock()
+    partition = PartitionState(Stock)
     for key in sorted(records):
-        stock.apply(orjson.loads(records[key]))
-    assert stock.on_hand((WH, "S1")) == 100 - 24
-    assert stock.next_offset("orders") == 8
+        partition.apply_record(orjson.loads(records[key]))
+    assert partition.state.on_hand((WH, "S1")) == 100 - 24
+    assert partition.next_offset("orders") == 8
 
 
 @pytest.mark.broker
@@ -272,7 +276,6 @@ def test_the_probe_reads_the_first_offset_the_real_broker_holds(broker):
 
 
 def test_the_pipeline_reads_again_a_dropped_last_manifest_and_declares_the_orders_waiting_for_it():
-    from stream.warehouse.agents import Processor
 
     pages = [("goods.inbound", 0, manifest("M-1", ("S1", 2))),
              ("orders", 0, order("O-1", ("S1", 2))), ("orders", 1, order("O-2", ("S1", 3))),
@@ -301,9 +304,10 @@ def test_the_pipeline_reads_again_a_dropped_last_manifest_and_declares_the_order
 
     async def go():
         continuity = Continuity(seek, probe, where, stall_after=15.0, clock=clock)
-        proc = Processor(assess=fake_assess, outputs=outputs, hold_seconds=3600, records=lambda: records,
-                         write_record=lambda partition, key, value: records.__setitem__(key, value),
-                         continuity=continuity)
+        proc = Pipeline(WarehouseDomain(assess=fake_assess, hold_seconds=3600), outputs=outputs,
+                        records=lambda: records, max_in_flight=4,
+                        write_record=lambda partition, key, value: records.__setitem__(key, value),
+                        continuity=continuity)
         await deliver(proc, skip={("goods.inbound", 1)})
         await proc.watch({0})
         clock.now += 20

@@ -5,6 +5,7 @@ import orjson
 from hypothesis import given, settings, strategies as st
 
 from stream.declaration.ids import declaration_id
+from stream.runtime.state import PartitionState
 from stream.warehouse.stock import DECLARED, PENDING, REJECTED, Stock
 
 WH = "KZ-ALA-CW-01"
@@ -42,9 +43,13 @@ class Log:
     """Runs transactions the way the worker does and keeps every record (the changelog)."""
 
     def __init__(self):
-        self.stock = Stock()
+        self.partition = PartitionState(Stock)
         self.records = []
         self.out = []
+
+    @property
+    def stock(self) -> Stock:
+        return self.partition.state
 
     def page(self, docs=(), now=0.0, topic="orders", offset=None, tick_hold=None, requests_seen=None):
         txn = self.stock.begin(now)
@@ -59,11 +64,12 @@ class Log:
             requests_seen.extend(requests)
         txn.settle(fake_assess(requests))
         check_available_cache(txn)
-        movements = txn.movements(0, "2026-11-21T05:00:00Z")
-        record = txn.record(None if offset is None else (topic, offset))
-        if record is not None:
+        movements = txn.movements("2026-11-21T05:00:00Z")
+        body = txn.body(page=offset is not None)
+        if body is not None or offset is not None:
+            record = self.partition.next_record(body, topic if offset is not None else None, offset)
             record = orjson.loads(orjson.dumps(record))  # what the changelog carries
-            self.stock.apply(record)
+            self.partition.apply_record(record)
             self.records.append(record)
         txn.out.movements = movements
         self.out.append(txn.out)
@@ -191,8 +197,9 @@ def test_assessor_rejection_releases_the_reservation():
 def test_offsets_mark_applied_pages():
     log = Log()
     log.page([manifest("M-1", ("AX-1", 2))], topic="goods.inbound", offset=7)
-    assert log.stock.applied("goods.inbound", 7) and not log.stock.applied("goods.inbound", 8)
-    assert not log.stock.applied("orders", 0)
+    assert log.partition.applied("goods.inbound", 7) and not log.partition.applied("goods.inbound", 8)
+    assert not log.partition.applied("orders", 0)
+    assert log.records[-1]["offsets"] == {"goods.inbound": 7} and log.stock.seq == 1
 
 
 def test_empty_transaction_writes_no_record():
@@ -208,6 +215,7 @@ def test_snapshot_round_trip():
     snap = orjson.loads(orjson.dumps(log.stock.snapshot()))
     copy = Stock.from_snapshot(snap)
     assert vars(copy) == vars(log.stock)
+    assert copy.seq == 2 and copy.pending.keys() == {"O-2"} and copy.on_hand((WH, "AX-1")) == 1
 
 
 _skus = st.sampled_from(["S1", "S2", "S3", "S4"])
@@ -257,162 +265,17 @@ def test_conservation_idempotency_and_replay(pages):
                 key = (doc["warehouse_id"], line["sku"])
                 received[key] = received.get(key, 0) + line["qty"]
     assert received == log.stock.received
-    replayed = Stock()
+    replayed = PartitionState(Stock)
     for record in log.records + log.records[:3]:  # replaying a record twice changes nothing
-        replayed.apply(record)
-    assert vars(replayed) == vars(log.stock)
-
-
-# -- the worker's page pipeline (stream/warehouse/agents.py) without a broker ----------------------
-
-class FakeOutputs:
-    """Outputs whose delivery the test acknowledges, in any order, or never (a crash)."""
-    max_message_bytes = 1 << 20
-
-    def __init__(self, auto: bool):
-        self.auto = auto
-        self.waiting = []      # (future, order ids declared in that send)
-        self.delivered = set()  # order ids whose declaration the broker acknowledged
-        self.sent = []          # (topic, document) of every message sent
-
-    async def send(self, partition, per_topic):
-        import asyncio
-
-        future = asyncio.get_running_loop().create_future()
-        ids = [orjson.loads(v)["order_id"] for _, v in per_topic.get("declarations", ())]
-        self.sent.extend((topic, orjson.loads(v)) for topic, messages in per_topic.items() for _, v in messages)
-        self.waiting.append((future, ids))
-        if self.auto:
-            self.resolve(len(self.waiting) - 1)
-        return [future]
-
-    def resolve(self, index):
-        future, ids = self.waiting.pop(index)
-        self.delivered.update(ids)
-        future.set_result(None)
-
-
-def _pipeline_feed(rng):
-    """Interleaved manifest and order pages on one partition: (topic, offset, bytes)."""
-    feed, offsets, n_orders = [], {"goods.inbound": 0, "orders": 0}, 0
-    for wave in range(rng.randint(3, 6)):
-        if rng.random() < 0.7:
-            items = [manifest(f"M-{wave}-{i}", *[(f"S{rng.randint(1, 4)}", rng.randint(1, 4))]) for i in range(2)]
-            feed.append(("goods.inbound", items))
-        items = []
-        for _ in range(rng.randint(1, 4)):
-            items.append(order(f"O-{n_orders}", (f"S{rng.randint(1, 4)}", rng.randint(1, 3))))
-            n_orders += 1
-        if rng.random() < 0.3 and items:
-            items.append(items[0])  # the feed repeats an order
-        feed.append(("orders", items))
-    out = []
-    for topic, items in feed:
-        out.append((topic, offsets[topic], orjson.dumps({"schema": "page/1", "items": items})))
-        offsets[topic] += 1
-    return out
-
-
-def _run_pipeline(feed, *, records, start, rng=None, crash_after=None):
-    """Feed the pages from ``start`` offsets through a Processor (max 3 in flight). With ``rng``,
-    deliveries are acknowledged in random order and the worker dies after ``crash_after`` steps.
-    Returns (records written, acked offsets, outputs)."""
-    import asyncio
-
-    from stream.warehouse.agents import Processor
-
-    outputs = FakeOutputs(auto=rng is None)
-    written, acked = dict(records), {"goods.inbound": [], "orders": []}
-    violations = []
-
-    def write_record(partition, key, value):
-        record = orjson.loads(value)
-        for oid, (status, _) in record.get("o", {}).items():
-            if status == DECLARED and oid not in outputs.delivered:
-                violations.append(f"record {key} declares {oid} before its declaration was acknowledged")
-        if written and key <= max(written):
-            violations.append(f"record {key} written after {max(written)}")
-        written[key] = value
-
-    def acker(topic, offset, key):
-        async def ack():
-            if key is not None and key not in written:
-                violations.append(f"{topic}@{offset} acked before its record")
-            acked[topic].append(offset)
-        return ack
-
-    async def go():
-        proc = Processor(assess=fake_assess, outputs=outputs, hold_seconds=3600, write_record=write_record,
-                         records=lambda: written, max_in_flight=3)
-
-        async def feed_all():
-            for topic, offset, value in feed:
-                if offset >= start[topic]:
-                    stock = proc.state(0)
-                    key = f"0:{stock.seq + 1:012d}".encode() if not stock.applied(topic, offset) else None
-                    await proc.page(topic, 0, offset, None, value, ack=acker(topic, offset, key))
-
-        feeding = asyncio.ensure_future(feed_all())
-        steps = 0
-        while not feeding.done() or outputs.waiting or (proc.flights and proc.flights._unfinished_tasks):
-            await asyncio.sleep(0)
-            steps += 1
-            if crash_after is not None and steps >= crash_after:
-                feeding.cancel()
-                await proc.stop()
-                return
-            if outputs.waiting and rng.random() < 0.5:
-                outputs.resolve(rng.randrange(len(outputs.waiting)))
-        await feeding
-        await proc.drain()
-        await proc.stop()
-
-    asyncio.run(go())
-    assert violations == []
-    return written, acked, outputs
-
-
-def _committed(acked, topic):
-    """The offset Faust commits: the first not acknowledged (acks are contiguous from 0)."""
-    got = sorted(acked[topic])
-    assert got == list(range(len(got)))
-    return len(got)
-
-
-def _state(records):
-    stock = Stock()
-    for key in sorted(records):
-        stock.apply(orjson.loads(records[key]))
-    return stock
-
-
-def test_pipeline_crash_anywhere_loses_nothing_and_counts_once():
-    """Pages overlap their delivery; a crash at any point, then recovery from the records written
-    and the offsets acknowledged, ends in the state of an uninterrupted run: every order declared
-    once, stock conserved, no record ahead of its acknowledged outputs or of an earlier record."""
-    import random
-
-    for seed in range(40):
-        rng = random.Random(seed)
-        feed = _pipeline_feed(rng)
-        zero = {"goods.inbound": 0, "orders": 0}
-        reference = _state(_run_pipeline(feed, records={}, start=zero)[0])
-        written, acked, _ = _run_pipeline(feed, records={}, start=zero, rng=rng, crash_after=rng.randint(1, 60))
-        start = {topic: _committed(acked, topic) for topic in zero}
-        recovered, _, _ = _run_pipeline(feed, records=written, start=start)
-        got = _state(recovered)
-        assert got.received == reference.received, seed
-        assert got.declared == reference.declared, seed
-        assert {k: v[0] for k, v in got.orders.items()} == {k: v[0] for k, v in reference.orders.items()}, seed
-        conserved(got)
+        replayed.apply_record(record)
+    assert vars(replayed.state) == vars(log.stock)
 
 
 def test_goods_under_control_are_valued_at_their_manifest_price():
     import datetime as dt
 
-    from stream.app import StockValuer
-    from stream.declaration.engine import KAZAKHSTAN_UTC_OFFSET
-    from stream.rules import load_rules
+    from stream.rules.fx import RateNotFound
+    from stream.warehouse.valuation import StockValuer
 
     stock = Stock()
     txn = stock.begin(0.0)
@@ -421,7 +284,7 @@ def test_goods_under_control_are_valued_at_their_manifest_price():
          "unit_weight_kg": "0.2"},
         {"sku": "B", "qty": 3, "unit_price": "100", "currency": "KZT", "description": "Pen", "origin": "CN",
          "unit_weight_kg": "0.01"}]})
-    stock.apply(txn.record())
+    stock.apply(txn.body())
 
     per_unit_tiyn = {("4.35", "USD"): 870, ("100", "KZT"): 10000}  # a stand-in rate of KZT 2.00 per USD
 
@@ -433,41 +296,18 @@ def test_goods_under_control_are_valued_at_their_manifest_price():
     assert totals["value_tiyn"] == 10 * 870 + 3 * 10000
     assert stock.totals()["W1"]["value_tiyn"] == 0  # no valuer, no value
 
-    fx = load_rules().fx
-    valuer = StockValuer(fx)
-    today = (dt.datetime.now(dt.timezone.utc) + KAZAKHSTAN_UTC_OFFSET).date()
-    assert valuer(10, "4.35", "USD") == (10 * 4_350_000 * fx.rate_micro("USD", today) + 5 * 10**9) // 10**10
+    class Rates:
+        asked = []
+
+        def rate_micro(self, currency, day):
+            self.asked.append((currency, day))
+            if currency != "USD":
+                raise RateNotFound("unsupported_currency", currency)
+            return 478_250_000  # KZT 478.25
+
+    valuer = StockValuer(Rates(), today=lambda: dt.date(2026, 11, 21))
+    # 10 x USD 4.35 x 478.25 = KZT 20 803.875, half up to the tiyn
+    assert valuer(10, "4.35", "USD") == 2_080_388
+    assert valuer(3, "0.01", "USD") == 1435  # KZT 14.3475 -> 14.35
     assert valuer(1, "1", "XAU") == 0
-
-
-def test_a_failure_inside_the_worker_rejects_that_message_as_internal_error_and_goes_on():
-    import asyncio
-
-    from stream.warehouse.agents import Processor
-
-    outputs = FakeOutputs(auto=True)
-    records = {}
-    calls = []
-
-    def failing_once(requests):
-        calls.append(len(requests))
-        if len(calls) == 1:
-            raise RuntimeError("the tariff file vanished")
-        return fake_assess(requests)
-
-    async def go():
-        proc = Processor(assess=failing_once, outputs=outputs, hold_seconds=3600, records=lambda: records,
-                         write_record=lambda partition, key, value: records.__setitem__(key, value))
-        pages = [("goods.inbound", manifest("M-1", ("S1", 5))), ("orders", order("O-1", ("S1", 1))),
-                 ("orders", order("O-2", ("S1", 1)))]
-        for offset, (topic, doc) in enumerate(pages):
-            await proc.page(topic, 0, offset, None, orjson.dumps(doc))
-        await proc.drain()
-        await proc.stop()
-
-    asyncio.run(go())
-    rejections = [doc for topic, doc in outputs.sent if topic == "rejections"]
-    assert [(r["reason"], "RuntimeError: the tariff file vanished" in r["detail"]) for r in rejections] == [
-        ("internal_error", True)]
-    assert outputs.delivered == {"O-2"}  # the next message is processed as usual
-    assert _state(records).on_hand(("KZ-ALA-CW-01", "S1")) == 4
+    assert Rates.asked[0] == ("USD", dt.date(2026, 11, 21))

@@ -22,7 +22,8 @@ from pathlib import Path
 import click
 import orjson
 
-from stream.broker import DECLARATIONS, Broker, ensure_topics
+from stream.broker import Broker, ensure_topics
+from stream.runtime.topics import DECLARATIONS
 from stream.loadgen import FeedConfig, generate, produce
 
 FLOOR_IN, FLOOR_OUT = "bench.floor.in", "bench.floor.out"

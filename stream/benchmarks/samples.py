@@ -5,8 +5,9 @@ from __future__ import annotations
 import orjson
 
 from stream.loadgen import FeedConfig, generate
+from stream.warehouse.stock import REQUEST_FACT_FIELDS
 
-GOODS_FACTS = ("description", "hs_code", "origin", "unit_weight_kg", "category")
+
 
 
 def assessment_requests(orders: int, seed: int = 1, parcel_share: int = 5) -> list[dict]:
@@ -23,7 +24,7 @@ def assessment_requests(orders: int, seed: int = 1, parcel_share: int = 5) -> li
             lines = []
             for line in item["lines"]:
                 goods = facts[line["sku"]]
-                lines.append({**line, **{key: goods[key] for key in GOODS_FACTS if key in goods}})
+                lines.append({**line, **{key: goods[key] for key in REQUEST_FACT_FIELDS if key in goods}})
             flow = "parcel" if len(requests) % parcel_share == 0 else "warehouse"
             requests.append({"schema": "assessment-request/1", "order_id": item["order_id"],
                              "marketplace": item["marketplace"], "flow": flow, "ordered_at": item["ordered_at"],

@@ -9,8 +9,9 @@ import orjson
 
 from stream._gc import gc_paused
 from stream.contracts.reasons import rejection
-from stream.contracts.validate import MAX_PAGE_ITEMS, parse_json_line, validate_page
+from stream.contracts.validate import parse_json_line
 from stream.declaration.engine import Assessor
+from stream.runtime.pages import page_items
 
 BATCH_DOCUMENTS = 8192
 
@@ -24,14 +25,12 @@ def documents(lines: Iterable[bytes]) -> Iterator[dict | tuple[str, str]]:
         doc = parse_json_line(raw)
         if isinstance(doc, tuple):
             yield doc
-        elif doc.get("schema") == "page/1":
-            items = doc.get("items")
-            if isinstance(items, list) and 0 < len(items) <= MAX_PAGE_ITEMS:
-                yield from items  # each item stands or falls on its own
-            else:
-                yield validate_page(doc) or ("unknown_schema", "page/1 without items")
+            continue
+        items = page_items(doc)
+        if isinstance(items, tuple):
+            yield items
         else:
-            yield doc
+            yield from items  # each item stands or falls on its own
 
 
 def assess_stream(lines: Iterable[bytes], out: BinaryIO, assessor: Assessor, *, batch: int = BATCH_DOCUMENTS,

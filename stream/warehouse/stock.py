@@ -1,9 +1,10 @@
 """Goods under customs control: the pure logic of one partition's stock (no Kafka, no Faust).
 
-State changes only through `Stock.apply(record)`. A `Txn` (one page, or one timer tick) reads the
-state, decides, and yields a *record*: the page's effects as one JSON-able dict. The worker writes
-that record to the table's changelog as a single message, so a page is applied entirely or not at
-all, and recovery replays records through the same `apply`. Nothing else mutates the state.
+`Stock` is the warehouse domain's partition state (stream/runtime/domain.py: `State`): it changes
+only through `Stock.apply(body)`. A `Txn` (one input message, or one timer tick) reads the state,
+decides, and yields a *body*: the message's effects as one JSON-able dict. The runtime writes that
+body in one changelog record (stream/runtime/state.py), so a message is applied entirely or not at
+all, and recovery replays the bodies through the same `apply`. Nothing else mutates the state.
 
 Invariants (checked by tests/test_stock.py):
 - per (warehouse, sku): received - declared = on hand >= 0;
@@ -28,6 +29,8 @@ DECLARED, REJECTED, PENDING = "D", "R", "P"
 # the manifest's price and currency value the stock and are overridden by the order's own)
 FACT_FIELDS = ("description", "hs_code", "origin", "unit_weight_kg", "unit_volume_l", "category", "unit_price",
                "currency")
+# the facts an assessment request line takes from them (the order's price and currency win)
+REQUEST_FACT_FIELDS = tuple(name for name in FACT_FIELDS if name not in ("unit_price", "currency"))
 
 
 def digest(doc: dict) -> str:
@@ -49,15 +52,15 @@ def _need(order: dict) -> dict[tuple[str, str], int]:
 class Stock:
     """The state of one partition: stock per (warehouse, sku), goods facts, ids seen, pending orders."""
 
-    def __init__(self) -> None:
+    def __init__(self, partition: int = 0) -> None:
+        self.partition = partition  # of goods.inbound and orders: stock movements name it
         self.received: dict[tuple[str, str], int] = {}
         self.declared: dict[tuple[str, str], int] = {}
         self.facts: dict[tuple[str, str], dict] = {}
         self.manifests: dict[str, str] = {}          # manifest_id -> digest
         self.orders: dict[str, tuple[str, str]] = {}  # order_id -> (status, digest)
         self.pending: dict[str, tuple[float, dict]] = {}  # order_id -> (since, order), FIFO
-        self.offsets: dict[str, int] = {}             # input topic -> last offset applied
-        self.seq = 0
+        self.seq = 0  # stock transactions applied: every input message and every tick that moved something
 
     def on_hand(self, key: tuple[str, str]) -> int:
         return self.received.get(key, 0) - self.declared.get(key, 0)
@@ -82,43 +85,28 @@ class Stock:
     def begin(self, now: float) -> "Txn":
         return Txn(self, now)
 
-    def apply(self, record: dict) -> None:
-        """Apply one record (live, or replayed from the changelog on recovery)."""
-        if record["seq"] <= self.seq:
-            return  # replayed twice: already in
-        for wh, sku, qty in record.get("recv", ()):
+    def apply(self, body: dict) -> None:
+        """Apply one transaction's body (live, or replayed from the changelog on recovery; the
+        runtime applies each record once). A snapshot's body carries the ``seq`` it was taken at."""
+        for wh, sku, qty in body.get("recv", ()):
             key = (wh, sku)
             self.received[key] = self.received.get(key, 0) + qty
-        for wh, sku, facts in record.get("facts", ()):
+        for wh, sku, facts in body.get("facts", ()):
             self.facts[(wh, sku)] = facts
-        for wh, sku, qty in record.get("decl", ()):
+        for wh, sku, qty in body.get("decl", ()):
             key = (wh, sku)
             self.declared[key] = self.declared.get(key, 0) + qty
-        self.manifests.update(record.get("m", {}))
-        for order_id, (status, dig) in record.get("o", {}).items():
+        self.manifests.update(body.get("m", {}))
+        for order_id, (status, dig) in body.get("o", {}).items():
             self.orders[order_id] = (status, dig)
-        for order_id in record.get("pdel", ()):
+        for order_id in body.get("pdel", ()):
             self.pending.pop(order_id, None)
-        for order_id, (since, order) in record.get("padd", {}).items():
+        for order_id, (since, order) in body.get("padd", {}).items():
             self.pending[order_id] = (since, order)
-        src = record.get("src")
-        if src:
-            self.offsets[src[0]] = max(self.offsets.get(src[0], -1), src[1])
-        for topic, offset in record.get("offsets", {}).items():
-            self.offsets[topic] = max(self.offsets.get(topic, -1), offset)
-        self.seq = record["seq"]
-
-    def applied(self, topic: str, offset: int) -> bool:
-        """Was this input offset applied already (a redelivery after a crash)?"""
-        return offset <= self.offsets.get(topic, -1)
-
-    def next_offset(self, topic: str) -> int | None:
-        """The input offset that must come next on ``topic`` (None before its first page)."""
-        last = self.offsets.get(topic)
-        return None if last is None else last + 1
+        self.seq = body["seq"] if "seq" in body else self.seq + 1
 
     def snapshot(self) -> dict:
-        """A record that rebuilds this whole state on an empty Stock (for compaction and tests)."""
+        """A body that rebuilds this whole state on an empty Stock (for compaction and tests)."""
         return {
             "seq": self.seq,
             "recv": [[wh, sku, q] for (wh, sku), q in self.received.items()],
@@ -127,13 +115,12 @@ class Stock:
             "m": dict(self.manifests),
             "o": {k: list(v) for k, v in self.orders.items()},
             "padd": {k: [since, order] for k, (since, order) in self.pending.items()},
-            "offsets": dict(self.offsets),
         }
 
     @classmethod
-    def from_snapshot(cls, snap: dict) -> "Stock":
-        stock = cls()
-        stock.apply(snap)  # a snapshot of an empty state (seq 0) changes nothing
+    def from_snapshot(cls, snap: dict, partition: int = 0) -> "Stock":
+        stock = cls(partition)
+        stock.apply(snap)
         return stock
 
 
@@ -174,7 +161,7 @@ class Txn:
         # available units per key, computed once per transaction and kept current as recv, decl
         # and reserved change (received + recv - declared - decl - reserved)
         self._avail: dict[tuple[str, str], int] = {}
-        # per key: the goods facts an assessment request line carries (facts minus operator_bin)
+        # per key: the goods facts an assessment request line carries (REQUEST_FACT_FIELDS)
         self._line_facts: dict[tuple[str, str], dict] = {}
 
     # -- reads through this transaction ------------------------------------------------------
@@ -303,7 +290,7 @@ class Txn:
                 base = line_facts.get((wh, sku))
                 if base is None:
                     facts = self._facts((wh, sku))
-                    base = line_facts[(wh, sku)] = {k: v for k, v in facts.items() if k != "operator_bin"}
+                    base = line_facts[(wh, sku)] = {k: facts[k] for k in REQUEST_FACT_FIELDS if k in facts}
                 lines.append({**base, "sku": sku, "qty": line["qty"], "unit_price": line["unit_price"],
                               "currency": line["currency"]})
             request = {"schema": "assessment-request/1", "order_id": order["order_id"], "flow": "warehouse",
@@ -345,37 +332,35 @@ class Txn:
 
     # -- result --------------------------------------------------------------------------------
 
-    def record(self, src: tuple[str, int] | None = None) -> dict | None:
-        """The transaction's effects as one record. A page (``src``: its input topic and offset) always
-        has one, so the state knows the last offset it applied of each topic; a tick that changes
+    def body(self, page: bool = True) -> dict | None:
+        """The transaction's effects as one body. An input message always has one (its record is
+        the stock transaction ``seq``, and stock movements are numbered by it); a tick that changes
         nothing has none."""
         if self.candidates:
-            raise RuntimeError("settle() the candidates before taking the record")
-        if src is None and not (self.recv or self.decl or self.facts or self.m or self.o or self.padd or self.pdel):
+            raise RuntimeError("settle() the candidates before taking the body")
+        if not page and not (self.recv or self.decl or self.facts or self.m or self.o or self.padd or self.pdel):
             return None
-        record: dict = {"seq": self.stock.seq + 1}
-        if src is not None:
-            record["src"] = list(src)
+        body: dict = {}
         if self.recv:
-            record["recv"] = [[wh, sku, q] for (wh, sku), q in self.recv.items()]
+            body["recv"] = [[wh, sku, q] for (wh, sku), q in self.recv.items()]
         if self.facts:
-            record["facts"] = [[wh, sku, f] for (wh, sku), f in self.facts.items()]
+            body["facts"] = [[wh, sku, f] for (wh, sku), f in self.facts.items()]
         if self.decl:
-            record["decl"] = [[wh, sku, q] for (wh, sku), q in self.decl.items()]
+            body["decl"] = [[wh, sku, q] for (wh, sku), q in self.decl.items()]
         if self.m:
-            record["m"] = self.m
+            body["m"] = self.m
         if self.o:
-            record["o"] = self.o
+            body["o"] = self.o
         if self.padd:
             # an order that arrived and waits: kept unless it was settled in this same transaction
-            record["padd"] = self.padd
+            body["padd"] = self.padd
         if self.pdel:
-            record["pdel"] = self.pdel
-        return record
+            body["pdel"] = self.pdel
+        return body
 
-    def movements(self, partition: int, at: str) -> list[dict]:
+    def movements(self, at: str) -> list[dict]:
         """stock-movement/1 documents: one per (warehouse, sku) this transaction moved, with the
-        quantities moved and the resulting totals (valid after the record is applied)."""
+        quantities moved and the resulting totals (valid after the body is applied)."""
         s = self.stock
         out = []
         for key in dict.fromkeys(list(self.recv) + list(self.decl)):
@@ -383,7 +368,7 @@ class Txn:
             received = s.received.get(key, 0) + self.recv.get(key, 0)
             declared = s.declared.get(key, 0) + self.decl.get(key, 0)
             out.append({"schema": "stock-movement/1", "warehouse_id": wh, "sku": sku, "at": at,
-                        "partition": partition, "seq": s.seq + 1,
+                        "partition": s.partition, "seq": s.seq + 1,
                         "received_qty": self.recv.get(key, 0), "declared_qty": self.decl.get(key, 0),
                         "received": received, "declared": declared, "on_hand": received - declared})
         return out

@@ -1,0 +1,263 @@
+"""The at-least-once page pipeline: a domain's input messages in, its outputs and records out.
+
+One Faust agent (concurrency 1) per domain consumes the domain's co-partitioned inputs, so the
+messages of a partition are handled strictly in order. For each message:
+
+1. the domain decides it against the partition's state (``Domain.handle``: outputs and a body);
+2. the runtime wraps the body in a record (stream/runtime/state.py), applies it to the in-memory
+   state at once (the next message reads it) and hands the outputs to the producer;
+3. a committer task, in order, awaits the delivery of each message's outputs, then writes its record
+   to the domain's table as ONE changelog message, then acknowledges the input message (only
+   acknowledged offsets are committed, and Faust flushes the changelog before committing).
+
+Steps 1-2 of the next messages overlap step 3 of earlier ones, with at most ``max_in_flight``
+messages (and ticks) between their handling and their record. What is durable stays what the
+serial order gave: a record is written only after its outputs are acknowledged, records are written
+in sequence order, and an input offset is committed only after its record. A crash loses the
+in-memory state of unrecorded messages; their offsets are not committed, so they are handled again
+from the recorded state and repeat the same outputs (deterministic ids: consumers deduplicate).
+Partitions are drained (every record written) before they are revoked or reassigned.
+
+Every input message has a record, so the state knows the last offset it applied of each input: a
+redelivered one is acknowledged without being handled, and one that arrives past the next offset
+(faust-streaming can drop messages around a rebalance) is held back while the consumer reads again
+from the missing offset (stream/runtime/continuity.py).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable
+
+import orjson
+
+from stream._gc import gc_paused
+from stream.contracts.reasons import rejection
+from stream.runtime.continuity import Continuity
+from stream.runtime.domain import Domain, Effects
+from stream.runtime.producer import Messages, Outputs
+from stream.runtime.state import PartitionState, record_key
+from stream.runtime.topics import REJECTIONS
+
+log = logging.getLogger(__name__)
+
+# seconds to wait for a message's outputs to be acknowledged before sending them again
+DELIVERY_TIMEOUT = 60.0
+
+
+@dataclass(slots=True)
+class Delivery:
+    """A handled input message (or tick) on its way out: outputs sent, record not yet written."""
+    partition: int
+    per_topic: Messages
+    record_key: bytes | None = None
+    record_value: bytes | None = None
+    ack: Callable[[], Awaitable[Any]] | None = None
+    counts: Any = None  # for Domain.on_delivered
+    futures: list | None = field(default_factory=list)  # None: to be sent (again)
+
+
+class Pipeline:
+    """One domain's partition states and the handling, delivery and recording of its messages."""
+
+    def __init__(self, domain: Domain, *, outputs: Outputs, write_record: Callable[[int, bytes, bytes], None],
+                 records: Callable[[], Any], max_in_flight: int, continuity: Continuity | None = None,
+                 clock: Callable[[], float] = time.time):
+        self.domain = domain
+        self.outputs = outputs
+        self.write_record = write_record
+        self.records = records
+        self.continuity = continuity
+        self.clock = clock
+        self.rejections_topic = getattr(domain, "rejections", REJECTIONS)
+        self.states: dict[int, PartitionState] = {}
+        self.lock = asyncio.Lock()
+        self.max_in_flight = max(1, max_in_flight)
+        self.deliveries: asyncio.Queue[Delivery] | None = None
+        self.committer: asyncio.Task | None = None
+
+    # -- state per partition -----------------------------------------------------------------
+
+    def state(self, partition: int) -> PartitionState:
+        found = self.states.get(partition)
+        if found is None:
+            found = self.states[partition] = self.rebuild(partition)
+        return found
+
+    def rebuild(self, partition: int) -> PartitionState:
+        """Fold the partition's records (recovered by Faust from the changelog) into its state."""
+        prefix = f"{partition}:".encode()
+        state = PartitionState(lambda: self.domain.new_state(partition))
+        records = self.records()
+        for key in sorted(k for k in list(records.keys()) if k.startswith(prefix)):
+            state.apply_record(orjson.loads(records[key]))
+        if state.seq:
+            log.info("%s partition %d: state rebuilt from %d records", self.domain.name, partition, state.seq)
+        return state
+
+    def forget(self, partitions) -> None:
+        partitions = list(partitions)
+        for partition in partitions:
+            self.states.pop(partition, None)
+        if self.continuity is not None:
+            self.continuity.forget(partitions)
+
+    # -- handling ------------------------------------------------------------------------------
+
+    async def page(self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None,
+                   ack: Callable[[], Awaitable[Any]] | None = None) -> None:
+        """Handle one input message; ``ack`` is awaited once its record is written (or it was applied)."""
+        async with self.lock:
+            state = self.state(partition)
+            if self.continuity is not None:
+                self.continuity.seen(topic, partition)
+            if state.applied(topic, offset):
+                # redelivered after its record was made: acknowledged behind the records in flight
+                await self._launch(Delivery(partition, {}, ack=ack))
+                return
+            if self.continuity is not None and not await self.continuity.admit(
+                    topic, partition, state.next_offset(topic), offset):
+                return  # not handled, not acknowledged: it is read again after the earlier ones
+            with gc_paused():  # the message's objects are gone (all but its outputs) when GC resumes
+                delivery = self._handle(state, topic, partition, offset, key, value)
+            delivery.ack = ack
+            await self._launch(delivery)
+
+    def _handle(self, state: PartitionState, topic: str, partition: int, offset: int, key: bytes | None,
+                value: bytes | None) -> Delivery:
+        try:
+            effects = self.domain.handle(state.state, topic, key, value, self.clock())
+            problem = self.outputs.oversized(effects.outputs)
+            if problem is not None:
+                raise ValueError(problem)
+            return self._prepare(state, partition, effects, topic, offset)
+        except Exception as exc:  # a defect must not stop the partition: reject the message
+            log.exception("%s: %s[%d]@%d failed", self.domain.name, topic, partition, offset)
+            detail = (f"message at {topic}[{partition}]@{offset} could not be processed: "
+                      f"{type(exc).__name__}: {exc}")[:500]
+            failed = Effects({self.rejections_topic: [(None, orjson.dumps(rejection(None, "internal_error", detail)))]})
+            return self._prepare(state, partition, failed, topic, offset)
+
+    async def tick(self) -> None:
+        """The domain's timer work on every partition this worker holds, then its gauges."""
+        async with self.lock:
+            now = self.clock()
+            for partition, state in list(self.states.items()):
+                try:
+                    with gc_paused():
+                        effects = self.domain.tick(state.state, now)
+                        if effects is None or (effects.body is None and not effects.outputs):
+                            continue
+                        problem = self.outputs.oversized(effects.outputs)
+                        if problem is not None:
+                            raise ValueError(problem)
+                        delivery = self._prepare(state, partition, effects)
+                except Exception:  # a defect in one partition's timer must not stop the worker
+                    log.exception("%s partition %d: tick failed", self.domain.name, partition)
+                    continue
+                await self._launch(delivery)
+            observe = getattr(self.domain, "observe", None)
+            if observe is not None:
+                observe({partition: state.state for partition, state in self.states.items()})
+
+    async def watch(self, held) -> None:
+        """Check that no input partition this worker holds has been read past what was applied
+        (continuity.py). Called between rebalances only: the tables are recovered, so a held
+        partition with no state yet may build one."""
+        if self.continuity is None:
+            return
+        async with self.lock:
+            await self.continuity.retry_due()
+            due = []
+            for partition in sorted(held):
+                state = self.state(partition)
+                due.extend((topic, partition, state.next_offset(topic)) for topic in self.domain.inputs)
+            await self.continuity.watch(due)
+
+    def _prepare(self, state: PartitionState, partition: int, effects: Effects, topic: str | None = None,
+                 offset: int | None = None) -> Delivery:
+        """Wrap the body in its record and apply it in memory (durable once the committer wrote it)."""
+        delivery = Delivery(partition, {t: m for t, m in effects.outputs.items() if m}, counts=effects.counts)
+        if topic is not None or effects.body is not None:
+            record = state.next_record(effects.body, topic, offset)
+            delivery.record_key = record_key(partition, record["seq"])
+            delivery.record_value = orjson.dumps(record)
+            state.apply_record(record)  # last: the next message reads it
+        return delivery
+
+    # -- delivery, records, acknowledgements -------------------------------------------------
+
+    async def _launch(self, delivery: Delivery) -> None:
+        """Send the outputs and queue the delivery for the committer (waits while too many are in flight)."""
+        if self.committer is None or self.committer.done():
+            if self.committer is not None and not self.committer.cancelled() and self.committer.exception():
+                raise RuntimeError("the committer failed") from self.committer.exception()
+            if self.deliveries is None:
+                self.deliveries = asyncio.Queue(self.max_in_flight)
+            self.committer = asyncio.ensure_future(self._commit_loop())
+        if delivery.per_topic:
+            try:
+                delivery.futures = await self.outputs.send(delivery.partition, delivery.per_topic)
+            except Exception as exc:  # the committer sends them again
+                log.warning("partition %d: outputs not sent (%s: %s)", delivery.partition, type(exc).__name__, exc)
+                delivery.futures = None
+        await self.deliveries.put(delivery)
+
+    async def _commit_loop(self) -> None:
+        deliveries = self.deliveries
+        while True:
+            delivery = await deliveries.get()
+            try:
+                await self._record_when_delivered(delivery)
+            finally:
+                deliveries.task_done()
+
+    async def _record_when_delivered(self, delivery: Delivery) -> None:
+        """Await delivery (sending again until the broker takes it), then write the record, then ack."""
+        attempt = 0
+        while True:
+            try:
+                if delivery.futures is None:
+                    delivery.futures = await self.outputs.send(delivery.partition, delivery.per_topic)
+                if delivery.futures:
+                    # aiokafka fails a batch after its request timeout; this bounds a sender that died
+                    # (asyncio.wait, not wait_for: wait_for in 3.11 can swallow a cancellation)
+                    done, late = await asyncio.wait(delivery.futures, timeout=DELIVERY_TIMEOUT)
+                    if late:
+                        for future in late:  # their eventual failure is not an unretrieved error
+                            future.add_done_callback(lambda f: f.cancelled() or f.exception())
+                        raise TimeoutError(f"{len(late)} batches unacknowledged after {DELIVERY_TIMEOUT:.0f} s")
+                    for future in done:
+                        future.result()
+                break
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # outputs repeat with the same ids: consumers deduplicate
+                attempt += 1
+                log.warning("partition %d: outputs not delivered (%s: %s), sending them again (attempt %d)",
+                            delivery.partition, type(exc).__name__, exc, attempt)
+                await asyncio.sleep(min(0.05 * 2 ** attempt, 5.0))
+                delivery.futures = None
+        if delivery.record_key is not None:
+            self.write_record(delivery.partition, delivery.record_key, delivery.record_value)
+        if delivery.ack is not None:
+            await delivery.ack()
+        if delivery.counts is not None:
+            try:
+                self.domain.on_delivered(delivery.counts)
+            except Exception:  # metrics must not stop the committer
+                log.exception("%s: counting delivered effects failed", self.domain.name)
+
+    async def drain(self) -> None:
+        """Wait until every handled message has its outputs delivered, its record written and is acked."""
+        if self.deliveries is not None and self.committer is not None and not self.committer.done():
+            await self.deliveries.join()
+
+    async def stop(self) -> None:
+        committer, self.committer = self.committer, None
+        if committer is not None and not committer.done():
+            committer.cancel()
+            await asyncio.wait([committer], timeout=5.0)
+        self.deliveries = None

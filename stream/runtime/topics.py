@@ -1,0 +1,54 @@
+"""Every topic of every domain, named once, and the plan that creates them.
+
+Inputs that one agent reads together are co-partitioned: the same key (warehouse_id, case_id,
+document_id) and the same partition count, so one key's state lives in one partition
+(CO_PARTITIONED). Tansu's CreatePartitions is a no-op, so `topic_plan` lists every topic up front,
+Faust's internal ones included (a table's changelog: ``{app_id}-{table}-changelog``).
+"""
+from __future__ import annotations
+
+# the warehouse (DESIGN.md sections 3 and 6), keyed by warehouse_id
+INBOUND = "goods.inbound"
+ORDERS = "orders"
+MOVEMENTS = "stock.movements"
+DECLARATIONS = "declarations"
+REJECTIONS = "rejections"
+# parcels straight to a buyer (DESIGN.md 8.1): assessment-request/1 documents, declared like orders
+PARCELS = "parcels"
+# post-release control (DESIGN.md 8.1), keyed by case_id: a selected risk score opens a case
+RISK_HITS = "risk.hits"
+AUDIT_EVENTS = "audit.events"
+AUDIT_CASES = "audit.cases"
+# tax-free VAT refunds (DESIGN.md 8.2), keyed by document_id
+TAXFREE_DOCUMENTS = "taxfree.documents"
+TAXFREE_CONFIRMATIONS = "taxfree.confirmations"
+TAXFREE_CANCELLATIONS = "taxfree.cancellations"
+TAXFREE_DECISIONS = "taxfree.decisions"
+
+# the warehouse pipeline's topics (what docker-compose creates today)
+PUBLIC_TOPICS = (INBOUND, ORDERS, MOVEMENTS, DECLARATIONS, REJECTIONS)
+ALL_TOPICS = PUBLIC_TOPICS + (PARCELS, RISK_HITS, AUDIT_EVENTS, AUDIT_CASES, TAXFREE_DOCUMENTS,
+                              TAXFREE_CONFIRMATIONS, TAXFREE_CANCELLATIONS, TAXFREE_DECISIONS)
+# topics read together by one agent: same key, same partition count
+CO_PARTITIONED = (
+    (INBOUND, ORDERS),
+    (RISK_HITS, AUDIT_EVENTS),
+    (TAXFREE_DOCUMENTS, TAXFREE_CONFIRMATIONS, TAXFREE_CANCELLATIONS),
+)
+
+# the warehouse agent's table (its changelog is `{app_id}-stock-changelog`)
+STOCK_TABLE = "stock"
+
+
+def changelog_topic(app_id: str, table: str) -> str:
+    """The topic Faust writes a table's changes to."""
+    return f"{app_id}-{table}-changelog"
+
+
+def topic_plan(partitions: int, app_id: str, tables: tuple[str, ...] = (STOCK_TABLE,)) -> dict[str, int]:
+    """Every topic the workers of ``app_id`` use (with ``tables``) -> its partition count."""
+    plan = {name: partitions for name in ALL_TOPICS}
+    for table in tables:
+        plan[changelog_topic(app_id, table)] = partitions
+    plan[f"{app_id}-__assignor-__leader"] = 1
+    return plan
