@@ -52,9 +52,12 @@ def declaration(i: int, lines: int = 2) -> dict:
 
 
 def movement(i: int) -> dict:
-    kind = "received" if i % 3 else "declared"
-    return {"movement_id": f"MV-{i}", "warehouse_id": WAREHOUSES[i % 3], "sku": f"AX-{i % 7}", "kind": kind,
-            "qty": 10 if kind == "received" else 3, "at": f"2026-11-2{i % 4}T10:00:00+05:00", "ref": f"M-{i}"}
+    """The worker's stock-movement/1: transaction i + 1 of partition 0 received 10 or declared 3 units."""
+    received = 10 if i % 3 else 0
+    declared = 0 if i % 3 else 3
+    return {"schema": "stock-movement/1", "warehouse_id": WAREHOUSES[i % 3], "sku": f"AX-{i % 7}",
+            "at": f"2026-11-2{i % 4}T10:00:00+05:00", "partition": 0, "seq": i + 1, "received_qty": received,
+            "declared_qty": declared, "received": received, "declared": declared, "on_hand": received - declared}
 
 
 def rejection(i: int) -> dict:
@@ -124,9 +127,11 @@ def test_every_kind_arrives_with_exact_money(clickhouse_url, use_numpy):
                                                      Decimal(decls[7]["duty"]), 2)
     assert row[4] == '{"EUR":"545.10","USD":"478.25"}'
     assert sorted(scalar(clickhouse_url, "SELECT groupUniqArray(heading) FROM declaration_lines")) == ["6109", "8517"]
-    at = query(clickhouse_url, "SELECT toString(at, 'UTC'), delta FROM stock_movements WHERE movement_id = 'MV-1'")[0]
+    at = query(clickhouse_url, "SELECT toString(at, 'UTC'), delta FROM stock_movements "
+                               "WHERE movement_id = 'p0-s2-KZ-AST-CW-02-AX-1-received'")[0]
     assert at == ("2026-11-21 05:00:00", 10)
-    assert scalar(clickhouse_url, "SELECT delta FROM stock_movements WHERE movement_id = 'MV-3'") == -3
+    assert scalar(clickhouse_url, "SELECT delta FROM stock_movements "
+                                  "WHERE movement_id = 'p0-s4-KZ-ALA-CW-01-AX-3-declared'") == -3
 
 
 def test_redelivered_rows_count_once(clickhouse_url):
@@ -372,3 +377,116 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+# -- the registry of tables and converters ----------------------------------------------------------
+
+def _ddl_columns(path) -> list[str]:
+    """Columns a sink must send: those of the CREATE TABLE without DEFAULT, MATERIALIZED or ALIAS."""
+    import re
+
+    text = "\n".join(line for line in path.read_text().splitlines() if not line.lstrip().startswith("--"))
+    body = text[text.index("(") + 1:text.rindex(")\nENGINE")]
+    names = []
+    for line in body.splitlines():
+        line = line.strip().rstrip(",")
+        if not line:
+            continue
+        if re.search(r"\b(DEFAULT|MATERIALIZED|ALIAS)\b", line):
+            continue
+        names.append(line.split()[0])
+    return names
+
+
+def test_every_registered_table_matches_its_ddl_file():
+    from stream.analytics import rows
+
+    rows.load_converters()
+    assert {"declaration", "movement", "rejection"} <= set(rows.KINDS)
+    for table in rows.TABLES.values():
+        path = schema.SQL_DIR / table.ddl
+        assert path.exists(), table
+        assert [name for name, _ in table.columns] == _ddl_columns(path), table.name
+        assert f"CREATE TABLE IF NOT EXISTS {table.name}" in path.read_text()
+
+
+def test_money_must_be_a_decimal_string():
+    from stream.analytics.rows import Source
+    from stream.analytics.sink import convert
+
+    doc = declaration(1)
+    source = Source("declarations", 0)
+    assert convert("declaration", [doc], source)["declarations"][0][9] == int(Decimal(doc["duty"]) * 100)
+    for bad in (12, 12.5, "12.345", "1e3"):
+        with pytest.raises((TypeError, ValueError)):
+            convert("declaration", [{**doc, "duty": bad}], source)
+    with pytest.raises(TypeError):
+        convert("declaration", [{**doc, "lines": [{**doc["lines"][0], "qty": 1.5}]}], source)
+    with pytest.raises(ValueError):
+        convert("returned", [doc], source)
+
+
+def test_line_qty_is_taken_from_the_declaration(clickhouse_url):
+    v1 = declaration(1)
+    v1["lines"] = [{k: v for k, v in line.items() if k != "qty"} for line in v1["lines"]]
+    v2 = {**declaration(2), "schema": "declaration/2"}
+    v2["lines"] = [{**line, "qty": 5.0 if n == 0 else 7} for n, line in enumerate(v2["lines"])]
+
+    async def run():
+        sink = new_sink(clickhouse_url)
+        await sink.start()
+        await sink.write("declaration", 0, [v1, v2])
+        await sink.stop()
+
+    asyncio.run(run())
+    got = query(clickhouse_url, "SELECT order_id, line_no, qty FROM declaration_lines FINAL ORDER BY order_id, line_no")
+    assert got == [("ORD-1", 0, 0), ("ORD-1", 1, 0), ("ORD-2", 0, 5), ("ORD-2", 1, 7)]
+
+
+def test_identical_rejections_stay_distinct_and_redeliveries_collapse(clickhouse_url):
+    same = {"schema": "rejection/1", "ref": None, "reason": "malformed_json", "detail": "unexpected character"}
+    sourced = [{**same, "source": f"orders/0/{offset}/0"} for offset in (10, 11)]
+
+    async def run():
+        sink = new_sink(clickhouse_url)
+        await sink.start()
+        # five malformed messages, five rejections at offsets 0..4 of the rejections topic
+        await sink.write("rejection", 0, [same] * 5, offsets=[0, 1, 2, 3, 4])
+        await sink.write("rejection", 0, [same] * 2, offsets=[3, 4])  # the feeder read them again
+        # rejections that name their input: a worker repeating its outputs gives the same ids
+        await sink.write("rejection", 1, sourced, offsets=[0, 1])
+        await sink.write("rejection", 1, sourced, offsets=[2, 3])
+        await sink.stop()
+
+    asyncio.run(run())
+    counts = dict(query(clickhouse_url, "SELECT stream_partition, count() FROM rejections FINAL GROUP BY stream_partition"))
+    assert counts == {0: 5, 1: 2}
+
+
+def test_a_domain_registers_its_table_with_one_call(clickhouse_url):
+    from stream.analytics import rows
+
+    table = rows.Table("test_refunds", (("document_id", "str"), ("refund_tiyn", "int"), ("on", "date")),
+                       ddl="(created by this test)")
+    client = schema.client(schema.parse_url(clickhouse_url))
+    client.execute("CREATE TABLE test_refunds (document_id String, refund_tiyn Int64, on Date) "
+                   "ENGINE = ReplacingMergeTree() ORDER BY document_id")
+    client.disconnect()
+
+    def refund_rows(docs, source):
+        return {"test_refunds": [(d["document_id"], rows.tiyn(d["refund"]), rows.to_date(d["pay_from"])) for d in docs]}
+
+    rows.register("test_refund", topic="test.refunds", tables=(table,), convert=refund_rows)
+    try:
+        async def run():
+            sink = new_sink(clickhouse_url)
+            await sink.start()
+            await sink.write("test_refund", 0, [{"document_id": "TF-1", "refund": "14068.96", "pay_from": "2026-08-29"}])
+            await sink.stop()
+
+        asyncio.run(run())
+        assert query(clickhouse_url, "SELECT document_id, refund_tiyn, toString(on) FROM test_refunds") == [
+            ("TF-1", 1406896, "2026-08-29")]
+    finally:
+        rows.KINDS.pop("test_refund")
+        rows.TABLES.pop("test_refunds")

@@ -1,5 +1,6 @@
--- `rejection/1` documents. rejection_id is the document's own id when it has one, else a hash of
--- its content (ref, reason, detail, at), so a redelivered rejection replaces its first copy.
+-- `rejection/1` documents. rejection_id is a digest of the document and of where it came from
+-- (its `source` input when it names one, else its own position in the rejections topic; see
+-- stream/analytics/rejection_rows.py): identical rejections of distinct inputs stay distinct rows.
 CREATE TABLE IF NOT EXISTS rejections
 (
     rejection_id String,

@@ -13,11 +13,12 @@ import time
 
 import orjson
 
-from stream.broker import DECLARATIONS, MOVEMENTS, REJECTIONS
+from stream.analytics import rows
 
 log = logging.getLogger(__name__)
 
-KIND_OF_TOPIC = {DECLARATIONS: "declaration", MOVEMENTS: "movement", REJECTIONS: "rejection"}
+# a document a converter refuses: logged by position and skipped, so one bad output cannot stop the feeder
+_CONVERSION_ERRORS = (KeyError, TypeError, ValueError, AttributeError, IndexError)
 
 
 class SinkFeeder:
@@ -36,8 +37,9 @@ class SinkFeeder:
         """Consume until cancelled; on the way out, flush and commit what was consumed."""
         from aiokafka import AIOKafkaConsumer
 
+        self.kind_of_topic = rows.kind_of_topic() if rows.load_converters() else {}
         consumer = AIOKafkaConsumer(
-            *KIND_OF_TOPIC, bootstrap_servers=self.bootstrap, group_id=self.group_id, enable_auto_commit=False,
+            *self.kind_of_topic, bootstrap_servers=self.bootstrap, group_id=self.group_id, enable_auto_commit=False,
             auto_offset_reset="earliest", max_partition_fetch_bytes=self.max_fetch_bytes)
         await self.sink.start()
         await consumer.start()
@@ -59,14 +61,24 @@ class SinkFeeder:
             await self.sink.stop()
 
     async def _write(self, tp, messages) -> None:
-        docs = []
+        docs, offsets = [], []
         for message in messages:
             try:
                 docs.append(orjson.loads(message.value))
+                offsets.append(message.offset)
             except orjson.JSONDecodeError:
                 log.error("ClickHouse feeder: %s[%d]@%d is not JSON; skipped", tp.topic, tp.partition, message.offset)
+        kind = self.kind_of_topic[tp.topic]
         if docs:
-            await self.sink.write(KIND_OF_TOPIC[tp.topic], tp.partition, docs)  # waits while the sink is full
+            try:  # waits while the sink is full
+                await self.sink.write(kind, tp.partition, docs, offsets, topic=tp.topic)
+            except _CONVERSION_ERRORS:  # find the document at fault; write the others
+                for doc, offset in zip(docs, offsets):
+                    try:
+                        await self.sink.write(kind, tp.partition, [doc], [offset], topic=tp.topic)
+                    except _CONVERSION_ERRORS as error:
+                        log.error("ClickHouse feeder: %s[%d]@%d has no rows (%s: %s); skipped", tp.topic,
+                                  tp.partition, offset, type(error).__name__, error)
         self._uncommitted[tp] = messages[-1].offset + 1
         self.consumed += len(messages)
 
