@@ -57,10 +57,13 @@ AUDIT_REASONS: dict[str, str] = {
     "no_accruals": "a notification delivered for a case with no additional accruals",
     "wrong_partition_key": "the message key is not the event's case_id (all messages of a case share its key and partition)",
     "too_many_events": "the case already holds the most events one case may take",
+    "already_explained": "the case has received its explanation already",
 }
 
 # -- post-release control: risk scoring (stream/audit) --
 RISK_REASONS: dict[str, str] = {
+    "no_risk_profile": "no risk profile is in force on the declaration date (risk scoring)",
+    "duplicate_declaration": "the same declaration was scored before (a repeat): it is not scored twice",
 }
 
 # -- tax-free VAT refunds (stream/taxfree) --
