@@ -20,25 +20,15 @@ import click
 import orjson
 
 from stream.broker import Broker
-from stream.runtime.topics import DECLARATIONS, MOVEMENTS, REJECTIONS
+from stream.money import format_kzt, parse_tiyn
 from stream.processes import stop_process
+from stream.runtime.topics import DECLARATIONS, MOVEMENTS, REJECTIONS
 
 DEMO_ENV = {
     "CUSTOMS_SESSION_TIMEOUT_SECONDS": "10", "CUSTOMS_HEARTBEAT_SECONDS": "1",
     "CUSTOMS_REBALANCE_TIMEOUT_SECONDS": "1", "CUSTOMS_COMMIT_INTERVAL_SECONDS": "1.0",
     "CUSTOMS_WEB_PORT": "0", "CUSTOMS_METRICS_PORT": "0",
 }
-
-
-def _kzt(tiyn: int) -> str:
-    sign = "-" if tiyn < 0 else ""
-    tiyn = abs(tiyn)
-    return f"{sign}{tiyn // 100:,}.{tiyn % 100:02d}".replace(",", " ")
-
-
-def _tiyn(amount: str) -> int:
-    whole, _, frac = amount.partition(".")
-    return int(whole) * 100 + int((frac + "00")[:2])
 
 
 async def _run(bootstrap: str, pages, orders: int, timeout: float, rate: float) -> dict:
@@ -86,9 +76,9 @@ async def _run(bootstrap: str, pages, orders: int, timeout: float, rate: float) 
                         stamps.append(time.monotonic())
                         wh = summary["by_warehouse"].setdefault(doc["warehouse_id"], [0, 0])
                         wh[0] += 1
-                        wh[1] += _tiyn(doc["total"])
+                        wh[1] += parse_tiyn(doc["total"])
                         for key in ("duty", "excise", "vat", "customs_value"):
-                            summary[key] += _tiyn(doc[key])
+                            summary[key] += parse_tiyn(doc[key])
                     elif tp.topic == REJECTIONS:
                         ref = doc.get("ref")
                         if ref in order_ids and ref in outcome:
@@ -126,11 +116,11 @@ def _print_summary(s: dict) -> None:
     echo("=== customs warehouse: summary ===")
     echo(f"orders fed            {s['orders']:>12,}   ({s['order_lines']:,} lines)")
     echo(f"declarations          {s['declarations']:>12,}")
-    echo(f"customs value (KZT)   {_kzt(s['customs_value']):>16}")
-    echo(f"duty (KZT)            {_kzt(s['duty']):>16}")
-    echo(f"excise (KZT)          {_kzt(s['excise']):>16}")
-    echo(f"VAT (KZT)             {_kzt(s['vat']):>16}")
-    echo(f"payable (KZT)         {_kzt(s['duty'] + s['excise'] + s['vat']):>16}")
+    echo(f"customs value (KZT)   {format_kzt(s['customs_value']):>16}")
+    echo(f"duty (KZT)            {format_kzt(s['duty']):>16}")
+    echo(f"excise (KZT)          {format_kzt(s['excise']):>16}")
+    echo(f"VAT (KZT)             {format_kzt(s['vat']):>16}")
+    echo(f"payable (KZT)         {format_kzt(s['duty'] + s['excise'] + s['vat']):>16}")
     if s["declare_seconds"] > 0:
         echo(f"throughput            {s['declared_lines'] / s['declare_seconds']:>12,.0f} order lines/s declared "
              f"(first to last declaration, {s['declare_seconds']:.1f} s; the feed is paced by --rate)")

@@ -16,9 +16,7 @@ import time
 
 import click
 
-
-def money(tiyn: int) -> str:
-    return f"{tiyn // 100}.{tiyn % 100:02d}"
+from stream.money import format_tiyn
 
 
 def declarations(count: int, lines: int = 2, seed: int = 0) -> list[dict]:
@@ -38,15 +36,15 @@ def declarations(count: int, lines: int = 2, seed: int = 0) -> list[dict]:
             for k, amount in enumerate((value, duty, excise, vat)):
                 totals[k] += amount
             doc_lines.append({"sku": f"SKU-{rng.randrange(5000)}", "hs_code": codes[(i + n) % len(codes)],
-                              "hs_source": "declared", "qty": 1 + n, "value": money(value), "duty": money(duty),
-                              "excise": money(excise), "vat": money(vat)})
+                              "hs_source": "declared", "qty": 1 + n, "value": format_tiyn(value), "duty": format_tiyn(duty),
+                              "excise": format_tiyn(excise), "vat": format_tiyn(vat)})
         order_id = f"BENCH-{seed}-{i}"
         docs.append({"schema": "assessment/1", "order_id": order_id, "declaration_id": declaration_id(order_id),
                      "warehouse_id": warehouses[i % 3], "operator_bin": "123456789012", "flow": "warehouse",
                      "declared_at": f"2026-11-{1 + i % 28:02d}", "rule_set": "kz-2026", "currency": "KZT",
-                     "fx": {"EUR": "545.10", "USD": "478.25"}, "customs_value": money(totals[0]),
-                     "duty": money(totals[1]), "excise": money(totals[2]), "vat": money(totals[3]),
-                     "total": money(totals[1] + totals[2] + totals[3]), "lines": doc_lines, "flags": []})
+                     "fx": {"EUR": "545.10", "USD": "478.25"}, "customs_value": format_tiyn(totals[0]),
+                     "duty": format_tiyn(totals[1]), "excise": format_tiyn(totals[2]), "vat": format_tiyn(totals[3]),
+                     "total": format_tiyn(totals[1] + totals[2] + totals[3]), "lines": doc_lines, "flags": []})
     return docs
 
 

@@ -6,9 +6,9 @@ lets the compiled kernel and the Decimal twin agree to the tiyn.
 """
 from __future__ import annotations
 
-import re
+# the conversions live in stream/money.py (one copy for every caller); re-exported beside the kernel constants
+from stream.money import MICRO, format_micro, format_tiyn, micro, parse_micro  # noqa: F401
 
-MICRO = 10**6
 # An amount per line above this (10^13 KZT) is rejected as absurd rather than computed.
 MAX_LINE_TIYN = 10**15
 
@@ -27,34 +27,3 @@ COMBINE_AD_VALOREM, COMBINE_SPECIFIC, COMBINE_MAX, COMBINE_SUM = 0, 1, 2, 3
 # Parcel regimes.
 REGIME_EXCESS = 1  # duty on the value/weight above the thresholds, no separate VAT (EEC 107/2017)
 REGIME_WHOLE_VALUE = 2  # above the value threshold, duty on the whole value plus VAT (from 2026-07-01)
-
-_DECIMAL = re.compile(r"^(0|[1-9][0-9]*)(\.[0-9]{1,6})?$")
-
-
-def micro(text: str) -> int:
-    """A validated non-negative decimal string with at most 6 decimals as integer micro-units."""
-    whole, _, fraction = text.partition(".")
-    if fraction:
-        return int(whole) * MICRO + int(fraction.ljust(6, "0"))
-    return int(whole) * MICRO
-
-
-def parse_micro(text: str, what: str) -> int:
-    """Like micro() but validates first: for data files, where input is not schema-checked."""
-    if not _DECIMAL.match(text):
-        raise ValueError(f"{what}: {text!r} is not a non-negative decimal with at most 6 decimals")
-    return micro(text)
-
-
-def format_tiyn(tiyn: int) -> str:
-    """Integer tiyn as a KZT decimal string with two places ("1234.05")."""
-    if tiyn < 0:
-        return "-" + format_tiyn(-tiyn)
-    return f"{tiyn // 100}.{tiyn % 100:02d}"
-
-
-def format_micro(value: int, min_places: int = 2) -> str:
-    """Integer micro-units as the shortest decimal string with at least ``min_places`` decimals."""
-    whole, fraction = divmod(value, MICRO)
-    digits = f"{fraction:06d}".rstrip("0").ljust(min_places, "0")
-    return f"{whole}.{digits}" if digits else str(whole)
