@@ -89,6 +89,7 @@ setup(
         "click>=8.1",
         "tqdm>=4.66",
         # feed hardening (every Kafka codec: snappy, lz4, zstd; see README, chosen libraries)
+        "aiokafka[snappy,lz4,zstd]>=0.10",  # aiokafka reads snappy, lz4 and zstd batches through cramjam
         # post-release control (stream/audit): cases
         "holidays>=0.109,<1",  # Kazakhstan public holidays by law; decrees and Kurban Ait in stream/audit/data
         # post-release control (stream/audit): risk
@@ -108,6 +109,8 @@ setup(
             "pyyaml>=6",
             "ruff>=0.5",
             # test-only, per domain
+            "confluent-kafka>=2.3",  # feed hardening: librdkafka produces the compressed batches real feeds send
+            "chdb>=2.0",  # analytics: the DDL and every query on an in-process current ClickHouse
             "pypdf>=4",  # local content: the report test reads the PDF back
         ],
     },
