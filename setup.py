@@ -94,6 +94,9 @@ setup(
         "holidays>=0.109,<1",  # Kazakhstan public holidays by law; decrees and Kurban Ait in stream/audit/data
         # post-release control (stream/audit): risk
         # tax-free refunds (stream/taxfree)
+        "pyjwt[crypto]>=2.10",  # JWS QR (EdDSA) and API tokens; cryptography underneath
+        "segno>=1.6",  # QR codes for the rendered tax-free form
+        "fpdf2>=2.8",  # the PDF form (pulls Pillow, also used for the PNG)
         # local content (stream/localcontent)
         "matplotlib>=3.8",  # the report's chart (object API, Agg: no display); its DejaVu fonts serve the PDF too
         "fpdf2>=2.7",  # the report's PDF: pure Python, tables and Unicode TrueType fonts built in

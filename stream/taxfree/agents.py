@@ -1,0 +1,127 @@
+"""The tax-free domain on the shared runtime (stream/runtime/domain.py).
+
+Inputs `taxfree.documents`, `taxfree.confirmations`, `taxfree.cancellations` (key = document_id,
+co-partitioned); output `taxfree.decisions` (one message per change of a document's decision:
+pending, then refund or refusal) and `rejections`. The timer refuses what the validity lets lapse.
+`domain(cfg)` is the factory the worker wires in; it refuses to build with a commission above 20%.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+import orjson
+
+from stream.contracts.reasons import rejection
+from stream.runtime.domain import Effects
+from stream.taxfree import contracts
+from stream.taxfree.decide import Decider, Ledger, Outcome
+from stream.taxfree.rules import KZ_TIME
+
+DOCUMENTS = "taxfree.documents"
+CONFIRMATIONS = "taxfree.confirmations"
+CANCELLATIONS = "taxfree.cancellations"
+DECISIONS = "taxfree.decisions"
+REJECTIONS = "rejections"
+
+ACCEPTS = {
+    DOCUMENTS: ("taxfree-document/1",),
+    CONFIRMATIONS: ("taxfree-confirmation/1",),
+    CANCELLATIONS: ("taxfree-cancellation/1",),
+}
+
+
+def handle_bytes(decider: Decider, ledger: Ledger, topic: str, key: bytes | None, value: bytes | None) -> Outcome:
+    """One input message against `ledger` (not mutated): the offline command and the agent share it."""
+    accept = ACCEPTS.get(topic, contracts.INPUT_SCHEMAS)
+    if value is None:
+        return Outcome(rejections=[rejection(None, "malformed_json", "the message has no value")])
+    doc = contracts.parse(value, accept)
+    if isinstance(doc, tuple):
+        reason, detail = doc
+        try:
+            ref = contracts.ref_of(orjson.loads(value))
+        except orjson.JSONDecodeError:
+            ref = None
+        return Outcome(rejections=[rejection(ref, reason, detail)])
+    if key is not None and key != doc["document_id"].encode():
+        return Outcome(rejections=[rejection(doc["document_id"], "invalid_code",
+                                             "the message key is not the document_id (inputs are keyed by it)")])
+    return decider.handle(ledger, doc)
+
+
+def _effects(outcome: Outcome | None, new_documents: int = 0) -> Effects | None:
+    if outcome is None:
+        return None
+    outputs: dict[str, list[tuple[bytes | None, bytes]]] = {}
+    if outcome.decisions:
+        outputs[DECISIONS] = [(d["document_id"].encode(), orjson.dumps(d)) for d in outcome.decisions]
+    if outcome.rejections:
+        outputs[REJECTIONS] = [((r["ref"] or "").encode() or None, orjson.dumps(r)) for r in outcome.rejections]
+    return Effects(outputs, outcome.body, (new_documents, outcome.decisions, outcome.rejections))
+
+
+class TaxfreeDomain:
+    name = "taxfree"
+    inputs = (DOCUMENTS, CONFIRMATIONS, CANCELLATIONS)
+    outputs = (DECISIONS, REJECTIONS)
+    rejections = REJECTIONS
+    tick_seconds = 60.0  # the validity ends at a day's end: a minute late is soon enough
+
+    def __init__(self, decider: Decider, metrics=None):
+        self.decider = decider
+        self.metrics = metrics
+        self.ledgers: dict[int, Ledger] = {}  # the partitions this worker holds, for the API
+
+    def new_state(self, partition: int) -> Ledger:
+        ledger = Ledger()
+        self.ledgers[partition] = ledger
+        return ledger
+
+    def handle(self, state: Ledger, topic: str, key: bytes | None, value: bytes | None, now: float) -> Effects:
+        outcome = handle_bytes(self.decider, state, topic, key, value)
+        new = 1 if topic == DOCUMENTS and outcome.decisions else 0
+        return _effects(outcome, new)
+
+    def tick(self, state: Ledger, now: float) -> Effects | None:
+        today = datetime.fromtimestamp(now, KZ_TIME).date()
+        return _effects(self.decider.lapse(state, today))
+
+    def on_delivered(self, counts) -> None:
+        if counts is not None and self.metrics is not None:
+            self.metrics.record(*counts)
+
+    def lookup(self, document_id: str) -> dict | None:
+        """The record of a document held by this worker (for the API), or None."""
+        for ledger in list(self.ledgers.values()):
+            record = ledger.docs.get(document_id)
+            if record is not None:
+                return record
+        return None
+
+    def routes(self, app) -> None:
+        from stream.taxfree.api import faust_routes
+
+        faust_routes(app, self.lookup)
+
+
+def build_decider(commission_pct: str | Decimal | None = None, rules_path=None, jwks_path=None) -> Decider:
+    """The decider of the configured rules, keys and PII key (CUSTOMS_TAXFREE_* variables)."""
+    from stream.settings import env
+    from stream.taxfree import rules as rules_module
+    from stream.taxfree.pii import pii_key
+    from stream.taxfree.qr import KeySet
+    from stream.taxfree.secrets_store import default_jwks
+
+    if commission_pct is None:
+        commission_pct = env("CUSTOMS_TAXFREE_COMMISSION_PCT") or None
+    rules = rules_module.load(rules_path, commission_pct)
+    return Decider(rules, KeySet.load(jwks_path or default_jwks()), pii_key())
+
+
+def domain(cfg=None) -> TaxfreeDomain:
+    """The tax-free domain for the worker. Raises `RulesError` (with a clear message) on a commission
+    above 20% or a broken rules file, so the worker does not start."""
+    from stream.taxfree.metrics import default
+
+    return TaxfreeDomain(build_decider(), default())

@@ -1,0 +1,292 @@
+"""The tax-free decision: pure logic over one partition's documents (no Kafka, no clock, no I/O).
+
+A `Decider` (rules, trading entities' keys, the PII key) turns one input document into an `Outcome`:
+the record changes for the `Ledger` (the state), the decision to publish when it changed, or the
+`rejection/1` for input that cannot be applied. It never mutates the ledger: the caller applies
+`outcome.body` (the stream's runtime does, and replays it from the changelog after a crash; the
+offline `taxfree decide` does the same in a loop), so both give the same decisions.
+
+Decisions (DESIGN 8.2): a valid document is `pending` until the airport confirms; it is refused at
+once when a rule fails (all reasons that apply are listed); a confirmation decides `refund` or
+`refusal`; a cancellation refuses a pending document; the validity lapse refuses what was never
+confirmed. Double refunds are impossible: a receipt counts in one live (not cancelled) document,
+a document is decided once, and a redelivered input (same id, same content digest) changes nothing.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from decimal import Decimal
+
+import orjson
+
+from stream.contracts.reasons import rejection
+from stream.money import format_tiyn, parse_tiyn, percent_of, round_tiyn
+from stream.taxfree import contracts
+from stream.taxfree.contracts import REFUSAL_REASONS
+from stream.taxfree.pii import buyer_subject, keyed_hash, mask
+from stream.taxfree.qr import KeySet, payload_of
+from stream.taxfree.rules import KZ_TIME, Rules, add_months, end_of_validity
+
+RECORD_VERSION = 1
+LAPSE_CHUNK = 500  # documents refused per tick body at most (bodies stay bounded)
+_ORDER = {code: i for i, code in enumerate(REFUSAL_REASONS)}
+
+
+def digest(doc: dict) -> str:
+    return hashlib.blake2b(orjson.dumps(doc, option=orjson.OPT_SORT_KEYS), digest_size=16).hexdigest()
+
+
+def kz_date(timestamp: str) -> date:
+    return contracts.timestamp_of(timestamp).astimezone(KZ_TIME).date()
+
+
+def receipt_key(bin_: str, number: str) -> str:
+    return f"{bin_}:{number}"
+
+
+class Ledger:
+    """One partition's tax-free documents, as records without personal data.
+
+    A record: digest, trading entity BIN, form, dates (ordinals), receipts held, the document's QR,
+    buyer_ref and the masked passport and card, the confirmation and cancellation digests, and the
+    current decision. `receipts` maps each receipt held by a live document to that document.
+    """
+
+    def __init__(self):
+        self.docs: dict[str, dict] = {}
+        self.receipts: dict[str, str] = {}
+        self.pending: dict[str, int] = {}  # document_id -> last valid day (ordinal)
+
+    def apply(self, body: dict) -> None:
+        for document_id, record in body.get("docs", {}).items():
+            old = self.docs.get(document_id)
+            if old is not None:
+                for key in old["receipts"]:
+                    if self.receipts.get(key) == document_id:
+                        del self.receipts[key]
+            self.docs[document_id] = record
+            if record["holds"]:
+                for key in record["receipts"]:
+                    self.receipts.setdefault(key, document_id)
+            if record["decision"]["decision"] == "pending":
+                self.pending[document_id] = record["valid_to"]
+            else:
+                self.pending.pop(document_id, None)
+
+    def snapshot(self) -> dict:
+        return {"v": RECORD_VERSION, "docs": dict(self.docs)}
+
+    def decision(self, document_id: str) -> dict | None:
+        record = self.docs.get(document_id)
+        return None if record is None else record["decision"]
+
+
+@dataclass
+class Outcome:
+    body: dict | None = None                   # record changes: {"v", "docs": {id: record}}
+    decisions: list[dict] = field(default_factory=list)
+    rejections: list[dict] = field(default_factory=list)
+
+
+def _reject(ref, reason: str, detail: str) -> Outcome:
+    return Outcome(rejections=[rejection(ref, reason, detail)])
+
+
+def _sorted(reasons: set[str]) -> list[str]:
+    return sorted(reasons, key=_ORDER.__getitem__)
+
+
+def vat_in_price(price_tiyn: int, rate_pct: Decimal) -> int:
+    """The VAT a VAT-inclusive price holds: price x r / (1 + r), rounded half up to the tiyn."""
+    return round_tiyn(Decimal(price_tiyn) * rate_pct / (100 + rate_pct) / 100)
+
+
+class Decider:
+    def __init__(self, rules: Rules, keys: KeySet, pii_key: bytes):
+        self.rules = rules
+        self.keys = keys
+        self.pii_key = pii_key
+
+    # -- one input ----------------------------------------------------------------------------
+
+    def handle(self, ledger: Ledger, doc: dict) -> Outcome:
+        """`doc` already passed `contracts.check`."""
+        kind = doc["schema"]
+        if kind == "taxfree-document/1":
+            return self.document(ledger, doc)
+        if kind == "taxfree-confirmation/1":
+            return self.confirmation(ledger, doc)
+        return self.cancellation(ledger, doc)
+
+    def document(self, ledger: Ledger, doc: dict) -> Outcome:
+        document_id = doc["document_id"]
+        content = digest(doc)
+        known = ledger.docs.get(document_id)
+        if known is not None:
+            if known["digest"] == content:
+                return Outcome()  # redelivered: nothing changes
+            return _reject(document_id, "conflicting_duplicate",
+                           "document_id: a different tax-free document with this id was received before "
+                           "(changes are not allowed; cancel it and issue a new one)")
+        issued_at = contracts.timestamp_of(doc["issued_at"])
+        issued_on = issued_at.astimezone(KZ_TIME).date()
+        receipt_days = set()
+        for i, receipt in enumerate(doc["receipts"]):
+            at = contracts.timestamp_of(receipt["issued_at"])
+            if at > issued_at:
+                return _reject(document_id, "dates_out_of_order",
+                               f"receipts[{i}].issued_at: the receipt is later than the document's issued_at")
+            receipt_days.add(at.astimezone(KZ_TIME).date())
+        if date.fromisoformat(doc["buyer"]["passport"]["issued_on"]) > issued_on:
+            return _reject(document_id, "dates_out_of_order",
+                           "buyer.passport.issued_on: the passport is issued after the document")
+        receipt_on = min(receipt_days)
+        rate = self.rules.vat_rate_pct.at(receipt_on)
+        commission_pct = self.rules.commission_pct.at(receipt_on)
+        minimum = self.rules.minimum_tiyn(receipt_on)
+        window = self.rules.payment_window.at(receipt_on)
+        months = self.rules.validity.at(issued_on)
+        states = self.rules.eaeu_states.at(issued_on)
+        if None in (rate, commission_pct, minimum, window, months, states):
+            return _reject(document_id, "no_rule_set",
+                           f"no tax-free rule (VAT rate, commission, MCI, minimum, payment window, validity) "
+                           f"in force on {receipt_on.isoformat()}; see the rules file")
+        total = vat = 0
+        for i, line in enumerate(doc["lines"]):
+            price, line_vat = parse_tiyn(line["price"]), parse_tiyn(line["vat"])
+            expected = vat_in_price(price, rate)
+            if line_vat != expected:
+                return _reject(document_id, "vat_mismatch",
+                               f"lines[{i}].vat: {line['vat']} is not the VAT in the line's price at {rate}% "
+                               f"({format_tiyn(expected)})")
+            total += price
+            vat += line_vat
+        bin_ = doc["trading_entity"]["bin"]
+        passport = doc["buyer"]["passport"]
+        reasons = set()
+        if passport["country"] in states:
+            reasons.add("buyer_eaeu_citizen")
+        if total < minimum:
+            reasons.add("below_minimum")
+        if len(receipt_days) > 1 or len({r["register_address"] for r in doc["receipts"]}) > 1:
+            reasons.add("receipts_not_same_day")
+        qr = doc.get("qr")
+        if doc["form"] == "electronic" or qr is not None:
+            payload = self.keys.verify(qr, bin_)
+            if payload != payload_of(doc, format_tiyn(vat)):
+                reasons.add("qr_mismatch")
+        keys = [receipt_key(bin_, r["number"]) for r in doc["receipts"]]
+        if len(set(keys)) != len(keys) or any(
+                ledger.receipts.get(k, document_id) != document_id for k in keys):
+            reasons.add("duplicate_receipt")
+        not_before_days, within_months = window
+        commission = percent_of(vat, commission_pct)
+        record = {
+            "digest": content, "bin": bin_, "form": doc["form"], "issued_at": doc["issued_at"],
+            "issued_on": issued_on.toordinal(), "valid_to": end_of_validity(issued_on, months).toordinal(),
+            "receipts": keys, "holds": "duplicate_receipt" not in reasons, "qr": qr,
+            "buyer_ref": keyed_hash(buyer_subject(passport["country"], passport["number"]), self.pii_key),
+            "passport": {"country": passport["country"], "number": mask(passport["number"])},
+            "card": mask(doc["buyer"]["card_token"]),
+            "vat": vat, "commission": commission,
+            "pay_from": (receipt_on + timedelta(days=not_before_days)).toordinal(),
+            "pay_by": add_months(receipt_on, within_months).toordinal(),
+            "confirmation": None, "cancellation": None,
+        }
+        decision = _decision(document_id, record, reasons, issued_on)
+        record["decision"] = decision
+        return Outcome({"v": RECORD_VERSION, "docs": {document_id: record}}, [decision])
+
+    def confirmation(self, ledger: Ledger, doc: dict) -> Outcome:
+        document_id = doc["document_id"]
+        record = ledger.docs.get(document_id)
+        if record is None:
+            return _reject(document_id, "unknown_document",
+                           "document_id: no tax-free document with this id was received")
+        content = digest(doc)
+        if record["confirmation"] == content:
+            return Outcome()
+        if record["confirmation"] is not None:
+            return _reject(document_id, "already_confirmed",
+                           "the document already has the airport's outcome; a second one is not applied")
+        at = contracts.timestamp_of(doc["at"])
+        if at < contracts.timestamp_of(record["issued_at"]):
+            return _reject(document_id, "dates_out_of_order", "at: the confirmation is earlier than the document")
+        on = at.astimezone(KZ_TIME).date()
+        record = {**record, "confirmation": content}
+        if record["decision"]["decision"] != "pending":
+            # already decided (refused at once, cancelled, or lapsed): recorded, the decision stands
+            return Outcome({"v": RECORD_VERSION, "docs": {document_id: record}})
+        reasons = set()
+        if on.toordinal() > record["valid_to"]:
+            reasons.add("export_not_confirmed")  # a confirmation after the validity counts as none
+        else:
+            if doc["outcome"] == "refused":
+                reasons.add("export_refused")
+            if doc["airport"] not in (self.rules.pilot_airports.at(on) or ()):
+                reasons.add("not_pilot_airport")
+            scanned = doc.get("qr_scanned")
+            if (record["form"] == "electronic" and doc["outcome"] == "confirmed") or scanned is not None:
+                if scanned != record["qr"]:
+                    reasons.add("qr_mismatch")
+        record["decision"] = _decision(document_id, record, reasons, on, final=True)
+        return Outcome({"v": RECORD_VERSION, "docs": {document_id: record}}, [record["decision"]])
+
+    def cancellation(self, ledger: Ledger, doc: dict) -> Outcome:
+        document_id = doc["document_id"]
+        record = ledger.docs.get(document_id)
+        if record is None:
+            return _reject(document_id, "unknown_document",
+                           "document_id: no tax-free document with this id was received")
+        content = digest(doc)
+        if record["cancellation"] == content:
+            return Outcome()
+        if record["cancellation"] is not None:
+            return _reject(document_id, "already_cancelled", "the document was already cancelled")
+        if record["decision"]["decision"] == "refund":
+            return _reject(document_id, "already_refunded",
+                           "the document was refunded; a refunded document cannot be cancelled")
+        at = contracts.timestamp_of(doc["at"])
+        if at < contracts.timestamp_of(record["issued_at"]):
+            return _reject(document_id, "dates_out_of_order", "at: the cancellation is earlier than the document")
+        record = {**record, "cancellation": content, "holds": False}
+        if record["decision"]["decision"] != "pending":
+            return Outcome({"v": RECORD_VERSION, "docs": {document_id: record}})
+        on = at.astimezone(KZ_TIME).date()
+        record["decision"] = _decision(document_id, record, {"cancelled"}, on, final=True)
+        return Outcome({"v": RECORD_VERSION, "docs": {document_id: record}}, [record["decision"]])
+
+    # -- the validity lapse -------------------------------------------------------------------
+
+    def lapse(self, ledger: Ledger, today: date, limit: int = LAPSE_CHUNK) -> Outcome | None:
+        """Refuse (export_not_confirmed) pending documents whose validity ended before `today`."""
+        due = [document_id for document_id, valid_to in ledger.pending.items() if valid_to < today.toordinal()]
+        if not due:
+            return None
+        due.sort()
+        changes, decisions = {}, []
+        for document_id in due[:limit]:
+            record = dict(ledger.docs[document_id])
+            decided_on = date.fromordinal(record["valid_to"] + 1)
+            record["decision"] = _decision(document_id, record, {"export_not_confirmed"}, decided_on, final=True)
+            changes[document_id] = record
+            decisions.append(record["decision"])
+        return Outcome({"v": RECORD_VERSION, "docs": changes}, decisions)
+
+
+def _decision(document_id: str, record: dict, reasons: set[str], decided_on: date, final: bool = False) -> dict:
+    refused = bool(reasons)
+    kind = "refusal" if refused else ("refund" if final else "pending")
+    vat = record["vat"]
+    commission = 0 if refused else record["commission"]
+    return {
+        "schema": "taxfree-decision/1", "document_id": document_id, "decision": kind,
+        "reasons": _sorted(reasons), "vat": format_tiyn(vat), "commission": format_tiyn(commission),
+        "refund": format_tiyn(0 if refused else vat - commission),
+        "pay_from": None if refused else date.fromordinal(record["pay_from"]).isoformat(),
+        "pay_by": None if refused else date.fromordinal(record["pay_by"]).isoformat(),
+        "trading_entity_bin": record["bin"], "decided_on": decided_on.isoformat(),
+        "buyer_ref": record["buyer_ref"],
+    }

@@ -1,0 +1,141 @@
+"""The signed QR of a tax-free document: a JWS (RFC 7515, compact) signed with EdDSA / Ed25519
+(RFC 8037) by the trading entity, over `{"document_id", "bin", "issued_at", "vat", "receipts"}`.
+
+PyJWT's JWS layer (with `cryptography` underneath for Ed25519) signs and verifies: the same library
+serves the API's access tokens (stream/taxfree/access.py), it parses JWK / JWKS (RFC 7517) itself,
+and `algorithms=["EdDSA"]` is passed on every verification, so a token's own `alg` header (none,
+HS256 with a public key as the secret, ...) is never what decides. A trading entity's public keys
+are the JWKS entries whose `kid` is its BIN or starts with `BIN/`: a QR signed by another entity's
+key does not verify for this one (a swapped QR).
+"""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from datetime import datetime, timezone
+from pathlib import Path
+
+import jwt
+import orjson
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from jwt.algorithms import OKPAlgorithm
+
+ALGORITHM = "EdDSA"
+_JWS = jwt.api_jws.PyJWS(algorithms=[ALGORITHM])
+
+
+class KeyError_(ValueError):
+    """A JWKS or key file cannot be used."""
+
+
+def payload_of(doc: dict, vat: str) -> dict:
+    """What the QR of `doc` must carry (`vat`: the sum of its lines' VAT as a KZT string)."""
+    return {"document_id": doc["document_id"], "bin": doc["trading_entity"]["bin"],
+            "issued_at": doc["issued_at"], "vat": vat, "receipts": [r["number"] for r in doc["receipts"]]}
+
+
+def sign(payload: dict, private_key: Ed25519PrivateKey, kid: str) -> str:
+    return _JWS.encode(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS), private_key, algorithm=ALGORITHM,
+                       headers={"kid": kid, "typ": "taxfree-qr+jws"})
+
+
+class KeySet:
+    """Trading entities' public keys (a JWKS), by BIN."""
+
+    def __init__(self, jwks: dict | None = None):
+        self.by_bin: dict[str, dict[str, object]] = {}
+        if not jwks:
+            return
+        keys = jwks.get("keys") if isinstance(jwks, dict) else None
+        if not isinstance(keys, list):
+            raise KeyError_("JWKS: expected an object with a `keys` array")
+        for i, entry in enumerate(keys):
+            if not isinstance(entry, dict) or not isinstance(entry.get("kid"), str):
+                raise KeyError_(f"JWKS keys[{i}]: a key needs a string kid (the trading entity's BIN)")
+            if entry.get("kty") != "OKP" or entry.get("crv") != "Ed25519":
+                raise KeyError_(f"JWKS keys[{i}]: only Ed25519 (kty OKP, crv Ed25519) keys sign tax-free QR codes")
+            if entry.get("alg", ALGORITHM) != ALGORITHM or "d" in entry:
+                raise KeyError_(f"JWKS keys[{i}]: must be a public EdDSA key (no `d`, alg EdDSA)")
+            try:
+                key = jwt.PyJWK(entry, algorithm=ALGORITHM).key
+            except jwt.PyJWKError as exc:
+                raise KeyError_(f"JWKS keys[{i}]: {exc}") from None
+            bin_ = entry["kid"].split("/", 1)[0]
+            self.by_bin.setdefault(bin_, {})[entry["kid"]] = key
+
+    @classmethod
+    def load(cls, path: str | Path | None) -> "KeySet":
+        if path is None or not Path(path).exists():
+            return cls()
+        try:
+            return cls(json.loads(Path(path).read_text(encoding="utf-8")))
+        except ValueError as exc:
+            if isinstance(exc, KeyError_):
+                raise
+            raise KeyError_(f"JWKS {path}: not JSON: {exc}") from None
+
+    def verify(self, token: str, bin_: str) -> dict | None:
+        """The payload of `token` when it verifies with one of `bin_`'s keys, else None."""
+        keys = self.by_bin.get(bin_)
+        if not keys:
+            return None
+        try:
+            header = _JWS.get_unverified_header(token)
+        except jwt.PyJWTError:
+            return None
+        kid = header.get("kid")
+        candidates = [keys[kid]] if isinstance(kid, str) and kid in keys else list(keys.values())
+        for key in candidates:
+            try:
+                raw = _JWS.decode(token, key, algorithms=[ALGORITHM])
+            except jwt.PyJWTError:
+                continue
+            try:
+                payload = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                return None
+            return payload if isinstance(payload, dict) else None
+        return None
+
+
+def new_key_pair(bin_: str, key_dir: Path, jwks_path: Path) -> tuple[Path, str]:
+    """A fresh Ed25519 key for trading entity `bin_`: the private key as PEM in `key_dir` (mode 0600)
+    and its public JWK appended to `jwks_path`. Returns (private key file, kid)."""
+    if not (len(bin_) == 12 and bin_.isdigit()):
+        raise KeyError_("the trading entity's BIN is 12 digits")
+    private = Ed25519PrivateKey.generate()
+    kid = f"{bin_}/{datetime.now(timezone.utc):%Y%m%d}-{secrets.token_hex(4)}"
+    jwk = json.loads(OKPAlgorithm.to_jwk(private.public_key()))
+    jwk.update({"kid": kid, "use": "sig", "alg": ALGORITHM})
+    key_dir.mkdir(parents=True, exist_ok=True)
+    key_file = key_dir / f"{kid.replace('/', '-')}.pem"
+    pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(pem)
+    jwks = {"keys": []}
+    if jwks_path.exists():
+        jwks = json.loads(jwks_path.read_text(encoding="utf-8"))
+        KeySet(jwks)  # refuse to append to a broken file
+    jwks["keys"].append(jwk)
+    jwks_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = jwks_path.with_suffix(jwks_path.suffix + ".tmp")
+    tmp.write_text(json.dumps(jwks, indent=2) + "\n", encoding="utf-8")
+    tmp.replace(jwks_path)
+    return key_file, kid
+
+
+def load_private_key(path: str | Path) -> Ed25519PrivateKey:
+    key = serialization.load_pem_private_key(Path(path).read_bytes(), password=None)
+    if not isinstance(key, Ed25519PrivateKey):
+        raise KeyError_(f"{path}: not an Ed25519 private key")
+    return key
+
+
+def kid_of(path: str | Path) -> str:
+    """The kid of a key file written by `new_key_pair` (its name: BIN-date-suffix.pem)."""
+    bin_, _, rest = Path(path).stem.partition("-")
+    return f"{bin_}/{rest}"
