@@ -35,6 +35,8 @@ ENVIRONMENT: dict[str, tuple[str, str]] = {
     "CUSTOMS_PAGES_IN_FLIGHT": ("4", "worker: pages processed ahead of their outputs' acknowledgement (1: one page at a time)"),
     "CUSTOMS_PAGE_BYTES": ("1000000", "largest message (a page) producers and consumers handle, bytes"),
     "CUSTOMS_STREAM_PUREPYTHON": ("0", "1: run every kernel on its pure-Python twin (read by stream/_backend.py)"),
+    "CUSTOMS_OUTPUT_COMPRESSION": ("none", "worker: codec of the batches it writes (none, gzip, snappy, lz4, zstd); input batches of every codec are read whatever this says"),
+    "CUSTOMS_METRICS_WAREHOUSES": ("", "metrics: warehouse ids that get a label value of their own, comma-separated; every other warehouse is counted as `other` (per-warehouse detail is in ClickHouse)"),
 }
 
 # Each domain's variables, in its own block (read with `env(name)`); one table all the same.
@@ -98,6 +100,21 @@ class Settings:
     commit_interval_seconds: float = field(default_factory=lambda: float(_env("CUSTOMS_COMMIT_INTERVAL_SECONDS")))
     page_bytes: int = field(default_factory=lambda: int(_env("CUSTOMS_PAGE_BYTES")))
     pages_in_flight: int = field(default_factory=lambda: int(_env("CUSTOMS_PAGES_IN_FLIGHT")))
+    # aiokafka's compression_type: None or a codec name
+    output_compression: str | None = field(default_factory=lambda: output_compression(_env("CUSTOMS_OUTPUT_COMPRESSION")))
+    metrics_warehouses: tuple[str, ...] = field(default_factory=lambda: tuple(
+        w.strip() for w in _env("CUSTOMS_METRICS_WAREHOUSES").split(",") if w.strip()))
+
+
+OUTPUT_CODECS = ("none", "gzip", "snappy", "lz4", "zstd")
+
+
+def output_compression(value: str) -> str | None:
+    """CUSTOMS_OUTPUT_COMPRESSION as aiokafka's `compression_type` (None: uncompressed)."""
+    codec = value.strip().lower()
+    if codec not in OUTPUT_CODECS:
+        raise ValueError(f"CUSTOMS_OUTPUT_COMPRESSION={value!r}: expected one of {', '.join(OUTPUT_CODECS)}")
+    return None if codec == "none" else codec
 
 
 def load() -> Settings:
