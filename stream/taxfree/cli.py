@@ -113,5 +113,36 @@ def sign(source, key_file, output):
     output.flush()
 
 
+@taxfree.command()
+@click.argument("document", type=click.File("rb"))
+@click.option("--pdf", "kind", flag_value="pdf", help="Draw the form as PDF.")
+@click.option("--png", "kind", flag_value="png", help="Draw the form as PNG.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Output file (default: DOCUMENT_ID.pdf/.png).")
+@click.option("--commission-pct", help="The operator's commission shown on the form (default: the rules file).")
+def render(document, kind, output, commission_pct):
+    """Draw a taxfree-document/1 (a JSON file, or - for stdin) as the tax-free form with its QR code."""
+    from stream.taxfree import contracts
+    from stream.taxfree import rules as rules_module
+    from stream.taxfree.decide import kz_date
+    from stream.taxfree.render import render_pdf, render_png
+
+    if kind is None:
+        raise click.UsageError("say --pdf or --png")
+    doc = contracts.parse(document.read(), ("taxfree-document/1",))
+    if isinstance(doc, tuple):
+        _fail(f"not a valid taxfree-document/1: {doc[0]}: {doc[1]}")
+    try:
+        rules = rules_module.load(commission_override=commission_pct)
+    except rules_module.RulesError as exc:
+        _fail(str(exc))
+    pct = rules.commission_pct.at(min(kz_date(r["issued_at"]) for r in doc["receipts"]))
+    if pct is None:
+        _fail("no commission rate in force on the receipt date; see the rules file")
+    data = (render_pdf if kind == "pdf" else render_png)(doc, pct)
+    path = Path(output or f"{doc['document_id'].replace('/', '_')}.{kind}")
+    path.write_bytes(data)
+    click.echo(str(path))
+
+
 def main():  # pragma: no cover - `python -m stream.taxfree.cli`
     taxfree(sys.argv[1:])
