@@ -121,20 +121,11 @@ cdef class Kernel:
         """Classify ``len(out_code)`` titles: title i is ``text[offsets[i]:offsets[i + 1]]``.
 
         ``categories[i]`` is a category index or -1; results go to ``out_code`` (code indexes) and
-        ``out_confidence`` (permille).
+        ``out_confidence`` (permille). The inputs were checked by the Python wrapper
+        (stream/classify/__init__.py: ``check_packed``), once for both backends.
         """
         cdef Py_ssize_t count = out_code.shape[0]
-        cdef Py_ssize_t category_count = self.prior_start.shape[0] - 1
         cdef Py_ssize_t i
-        if offsets.shape[0] < count + 1 or categories.shape[0] < count or out_confidence.shape[0] < count:
-            raise ValueError("offsets need n + 1 entries and categories/out_confidence n entries")
-        if count and (offsets[0] < 0 or offsets[count] > text.shape[0]):
-            raise ValueError("offsets point outside the text buffer")
-        for i in range(count):
-            if offsets[i] > offsets[i + 1]:
-                raise ValueError("offsets must not decrease")
-            if categories[i] < -1 or categories[i] >= category_count:
-                raise ValueError(f"category index {categories[i]} is not -1 or below {category_count}")
         if count == 0:
             return
 

@@ -15,6 +15,16 @@ PURE_PYTHON = os.environ.get("CUSTOMS_STREAM_PUREPYTHON", "") not in ("", "0")
 BACKENDS: dict[str, str] = {}
 
 
+def backend(name: str) -> str:
+    """Which backend kernel ``name`` ("assess", "classify") runs on: "compiled" or "python"."""
+    return BACKENDS[name]
+
+
+def backend_of(module: ModuleType) -> str:
+    """"python" for a twin (its module name ends in ``_py``), else "compiled"."""
+    return "python" if module.__name__.endswith("_py") else "compiled"
+
+
 def load_kernel(name: str, compiled: str, twin: str) -> ModuleType:
     """Import the compiled module ``compiled`` unless pure-Python mode is on; else ``twin``."""
     if not PURE_PYTHON:

@@ -17,7 +17,7 @@ from types import ModuleType
 
 import numpy as np
 
-from stream._backend import load_kernel
+from stream._backend import backend_of, load_kernel
 
 from ._tables import DEFAULT_DATA_DIR, FALLBACK_CODE, Tables, load_tables
 
@@ -47,8 +47,9 @@ class Classifier:
     def __init__(self, tables: Tables, kernel: ModuleType | None = None):
         self.tables = tables
         module = kernel if kernel is not None else kernel_module
-        self.backend = "python" if module.__name__.endswith("_py") else "compiled"
+        self.backend = backend_of(module)
         self._kernel = module.Kernel(**tables.kernel_arrays, smoothing=CONFIDENCE_SMOOTHING)
+        self._category_count = len(tables.kernel_arrays["prior_start"]) - 1
         self._codes = np.array(tables.codes, dtype=object)
         self._category_index = tables.category_index
 
@@ -65,10 +66,20 @@ class Classifier:
         count = len(descriptions)
         category_ids = self._category_ids(categories, count)
         text, offsets = _pack(descriptions)
+        codes, confidence = self.classify_packed(text, offsets, category_ids)
+        return self._codes[codes].tolist(), confidence
+
+    def classify_packed(self, text: bytes, offsets: np.ndarray, category_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The kernel's entry: code indexes and confidence permille of the titles
+        ``text[offsets[i]:offsets[i + 1]]`` (lowercased UTF-8) with category indexes (or -1)."""
+        offsets = np.ascontiguousarray(offsets, dtype=np.int64)
+        category_ids = np.ascontiguousarray(category_ids, dtype=np.int32)
+        count = len(offsets) - 1 if len(offsets) else 0
+        check_packed(text, offsets, category_ids, count, self._category_count)
         out_code = np.empty(count, dtype=np.int32)
         out_confidence = np.empty(count, dtype=np.int32)
         self._kernel.classify(text, offsets, category_ids, out_code, out_confidence)
-        return self._codes[out_code].tolist(), out_confidence
+        return out_code, out_confidence
 
     def classify_one(self, description: str, category: str | None = None) -> tuple[str, int]:
         """(HS code, confidence permille) of one description."""
@@ -87,6 +98,18 @@ class Classifier:
             dtype=np.int32,
             count=count,
         )
+
+
+def check_packed(text: bytes, offsets: np.ndarray, categories: np.ndarray, count: int, category_count: int) -> None:
+    """What both kernels rely on (the compiled one reads without bounds checks): checked once, here."""
+    if len(offsets) < count + 1 or len(categories) < count:
+        raise ValueError("offsets need n + 1 entries and categories n entries")
+    if count and (offsets[0] < 0 or offsets[count] > len(text)):
+        raise ValueError("offsets point outside the text buffer")
+    if count and np.any(np.diff(offsets[: count + 1]) < 0):
+        raise ValueError("offsets must not decrease")
+    if count and (categories[:count].min() < -1 or categories[:count].max() >= category_count):
+        raise ValueError(f"a category index is not -1 or below {category_count}")
 
 
 @functools.lru_cache(maxsize=8)

@@ -157,22 +157,11 @@ class Kernel:
         """Classify ``len(out_code)`` titles: title i is ``text[offsets[i]:offsets[i + 1]]``.
 
         ``categories[i]`` is a category index or -1; results go to ``out_code`` (code indexes) and
-        ``out_confidence`` (permille).
+        ``out_confidence`` (permille). The inputs were checked by the wrapper, as for the compiled kernel.
         """
         data = bytes(text)
         count = len(out_code)
-        if len(offsets) < count + 1 or len(categories) < count or len(out_confidence) < count:
-            raise ValueError("offsets need n + 1 entries and categories/out_confidence n entries")
-        bounds = [int(v) for v in offsets[: count + 1]]
-        if count and (bounds[0] < 0 or bounds[count] > len(data)):
-            raise ValueError("offsets point outside the text buffer")
-        for i in range(count):
-            if bounds[i] > bounds[i + 1]:
-                raise ValueError("offsets must not decrease")
-        category_count = len(self.prior_start) - 1
-        for i in range(count):
-            if not -1 <= int(categories[i]) < category_count:
-                raise ValueError(f"category index {int(categories[i])} is not -1 or below {category_count}")
+        bounds = [int(v) for v in offsets[: count + 1]]  # checked by the wrapper (check_packed)
         for i in range(count):
             code, confidence = self.classify_one(data[bounds[i] : bounds[i + 1]], int(categories[i]))
             out_code[i] = code

@@ -17,7 +17,7 @@ import numpy as np
 from stream._gc import gc_paused
 from stream.contracts.reasons import rejection
 from stream.contracts.validate import ref_of, validate_request
-from stream.core import assess as kernel
+from stream.core.assess import DEFAULT as DEFAULT_KERNEL, AssessKernel
 from stream.core.fixed import STATUS_MISSING_VOLUME, STATUS_OK, format_micro, micro
 from stream.rules import Rules
 from stream.rules.fx import RateNotFound
@@ -91,8 +91,9 @@ class _Memo(dict):
 class Assessor:
     """Assesses batches of assessment requests under one set of rules."""
 
-    def __init__(self, rules: Rules, classifier=None):
+    def __init__(self, rules: Rules, classifier=None, kernel: AssessKernel | None = None):
         self.rules = rules
+        self.kernel = kernel if kernel is not None else DEFAULT_KERNEL  # compiled or twin, like the classifier's
         self._classifier = classifier
         self._tariff_rows: dict[str, int] = {}
         self._declared_rows = _Memo()  # declared code -> tariff row, -1 when it must be classified
@@ -234,7 +235,7 @@ class Assessor:
             r = rows[pick]
             per_order = [o for o in orders if o.flow == "warehouse"]
             counts = line_counts[warehouse_orders]
-            out = kernel.warehouse_lines(
+            out = self.kernel.warehouse_lines(
                 qty=qty[pick], price6=price6[pick], fx6=fx6[pick], unit_weight6=weight6[pick],
                 unit_volume6=np.array(batch.volume6, dtype=np.int64)[pick],
                 ad_valorem_pct6=tariff.ad_valorem_pct6[r], specific_eur6=tariff.specific_eur6[r],
@@ -249,12 +250,12 @@ class Assessor:
         if parcel_orders.any():
             parcels = [order for order in orders if order.flow == "parcel"]
             pick = np.flatnonzero(~is_warehouse)
-            parcel_value, parcel_status = kernel.line_values(qty[pick], price6[pick], fx6[pick])
+            parcel_value, parcel_status = self.kernel.line_values(qty[pick], price6[pick], fx6[pick])
             line_status[pick] = parcel_status
             offsets = np.zeros(len(parcels) + 1, dtype=np.int64)
             offsets[1:] = np.cumsum(line_counts[parcel_orders])
             sets = [o.rule_set for o in parcels]
-            out = kernel.parcel_orders(
+            out = self.kernel.parcel_orders(
                 line_value=parcel_value, qty=qty[pick], unit_weight6=weight6[pick], offsets=offsets,
                 eur_fx6=[o.eur_fx6 for o in parcels], regime=[s.regime for s in sets],
                 threshold_eur6=[s.threshold_eur6 for s in sets], threshold_kg6=[s.threshold_kg6 for s in sets],
@@ -269,7 +270,7 @@ class Assessor:
         totals = [np.add.reduceat(column, starts) for column in (value, duty, excise, vat)]
         order_bad = np.add.reduceat(line_status != STATUS_OK, starts) > 0
         order_bad |= order_status != STATUS_OK
-        text = kernel.format_tiyn_column
+        text = self.kernel.format_tiyn_column
         value_t, duty_t, excise_t, vat_t = (text(column) for column in (value, duty, excise, vat))
         total_value_t, total_duty_t, total_excise_t, total_vat_t = (text(column) for column in totals)
         total_t = text(totals[1] + totals[2] + totals[3])
