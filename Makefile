@@ -4,13 +4,13 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test test-pure lint bench services build clean help
+.PHONY: setup demo test test-compiled test-pure lint bench services build clean help
 
 help:
 	@echo "make setup      create .venv, install the project (editable, test extras), build the compiled core, install services"
 	@echo "make demo       run the main job on the embedded defaults (broker, worker, load, summary)"
-	@echo "make test       the whole test suite, compiled core and real services"
-	@echo "make test-pure  the suite on the pure-Python twin (CUSTOMS_STREAM_PUREPYTHON=1)"
+	@echo "make test       lint, then the whole suite twice: on the compiled core, then on the pure-Python twins"
+	@echo "make test-compiled / test-pure   the suite once, on one backend (CUSTOMS_STREAM_PUREPYTHON=1: the twins)"
 	@echo "make lint       ruff: undefined names, unused imports, syntax errors"
 	@echo "make bench      pytest-benchmark suites and the core figures"
 
@@ -39,8 +39,14 @@ demo: setup
 lint: $(STAMP)
 	$(VENV)/bin/ruff check stream tests bench scripts
 
+# Both backends, as msgpack's own `make test` does: the twins are the reference the compiled kernels
+# are held to, and a defect only one of them has must fail CI (tests/test_*kernel*, test_engine).
 test: setup lint
-	$(PY) -m pytest
+	CUSTOMS_STREAM_PUREPYTHON=0 $(PY) -m pytest --durations=15
+	CUSTOMS_STREAM_PUREPYTHON=1 $(PY) -m pytest --durations=15
+
+test-compiled: setup
+	CUSTOMS_STREAM_PUREPYTHON=0 $(PY) -m pytest
 
 test-pure: setup
 	CUSTOMS_STREAM_PUREPYTHON=1 $(PY) -m pytest
