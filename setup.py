@@ -93,6 +93,7 @@ setup(
         # post-release control (stream/audit): cases
         "holidays>=0.109,<1",  # Kazakhstan public holidays by law; decrees and Kurban Ait in stream/audit/data
         # post-release control (stream/audit): risk
+        "ddsketch>=3.0,<4",  # mergeable relative-error quantile sketches: the price and weight indices of the risk scorer
         # tax-free refunds (stream/taxfree)
         "pyjwt[crypto]>=2.10",  # JWS QR (EdDSA) and API tokens; cryptography underneath
         "segno>=1.6",  # QR codes for the rendered tax-free form

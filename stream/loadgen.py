@@ -11,15 +11,18 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import itertools
+import math
 import random
 import time
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Iterator
 
 import click
 import orjson
 
 from stream.broker import bootstrap_of
+from stream.money import format_tiyn, parse_tiyn
 from stream.runtime.topics import INBOUND, ORDERS
 
 MARKETPLACES = (("aliexpress", "AX", 0.38), ("wildberries", "WB", 0.24), ("ozon", "OZ", 0.18),
@@ -90,10 +93,6 @@ class Page:
     lines: int
 
 
-def _money(cents: int) -> str:
-    return f"{cents // 100}.{cents % 100:02d}"
-
-
 class Catalogue:
     def __init__(self, cfg: FeedConfig, rng: random.Random):
         headings_cum = list(itertools.accumulate(h[-1] for h in HEADINGS))
@@ -153,7 +152,7 @@ def generate(cfg: FeedConfig) -> Iterator[Page]:
                 s = next(p for p in picks if p["sku"] == sku)
                 qty = 1 if rng.random() < 0.8 else rng.randint(2, 4)
                 markup = 110 + rng.randint(0, 50)
-                lines.append({"sku": sku, "qty": qty, "unit_price": _money(s["unit_price_cents"] * markup // 100),
+                lines.append({"sku": sku, "qty": qty, "unit_price": format_tiyn(s["unit_price_cents"] * markup // 100),
                               "currency": s["currency"]})
                 demand[(wh, sku)] = demand.get((wh, sku), 0) + qty
                 facts[sku] = s
@@ -187,7 +186,7 @@ def generate(cfg: FeedConfig) -> Iterator[Page]:
                     lines = []
                     for s, qty in rows[chunk:chunk + 200]:
                         line = {"sku": s["sku"], "description": s["description"], "origin": s["origin"], "qty": qty,
-                                "unit_price": _money(s["unit_price_cents"]), "currency": s["currency"],
+                                "unit_price": format_tiyn(s["unit_price_cents"]), "currency": s["currency"],
                                 "unit_weight_kg": s["unit_weight_kg"], "category": s["category"]}
                         if s["hs_code"]:
                             line["hs_code"] = s["hs_code"]
@@ -279,3 +278,237 @@ def loadgen_command(broker_url, orders, page_size, warehouses, skus, seed, rate,
     with tqdm(unit=" lines", desc="order lines", unit_scale=True) as bar:
         stats = asyncio.run(produce(generate(cfg), bootstrap_of(url), rate=rate, progress=bar))
     click.echo(orjson.dumps(stats).decode())
+
+
+# -- the risk feed: parcels and warehouse releases with planted fraud and its ground truth ---------------
+#
+# `risk_feed` yields assessment-request/1 documents in time order, each with the truth about it: honest,
+# or which fraud was planted and the revenue it costs (exact tiyn: the engine's assessment of the true
+# facts minus that of the declared ones). A planted change that would cost nothing (an undervalued
+# parcel still under the duty-free threshold, a lighter weight on an ad valorem line) is not planted:
+# a fraud here is a declaration that underpays. Confounders are honest: frequent buyers of small
+# parcels, expensive parcels declared at their price, natural price noise, cheap SKUs at the bottom of
+# their code's price band, and the classifier's own honest disagreements with declared codes.
+
+RISK_FRAUDS = ("undervaluation", "misclassification", "weight_mismatch", "splitting")
+# Codes a misdeclaring operator picks for dutiable goods: duty-free headings of the tariff.
+CHEAP_CODES = ("4901100000", "8471300000", "8517130000")
+KG_DUTY_HEADINGS = ("6110", "6204")  # "10% but not less than EUR 2 per kg" in the shipped tariff
+SUBCODE_BANDS = 3  # each heading's price range splits into this many 10-digit codes (narrower price bands)
+
+
+@dataclass(frozen=True)
+class RiskFeedConfig:
+    declarations: int = 20_000
+    seed: int = 101
+    skus: int = 3_000
+    buyers: int = 6_000
+    frequent_buyers: int = 150          # honest confounder: many small parcels each
+    frequent_share: float = 0.15        # share of honest parcels bought by frequent buyers
+    parcel_share: float = 0.7           # the rest are warehouse releases
+    days: int = 40
+    start: str = "2026-09-01T09:00:00+05:00"
+    price_noise: float = 0.12           # log-normal sigma of a sale's price around its SKU's list price
+    undervaluation_rate: float = 0.08 
+    misclassification_rate: float = 0.05   # planted on warehouse releases only (a parcel's duty ignores the code)
+    weight_rate: float = 0.04              # warehouse releases only, on goods with a duty per kg
+    splitting_rate: float = 0.02       # consignments split into parcels (each parcel after the first counts)
+
+
+@dataclass
+class Truth:
+    order_id: str
+    fraud: str | None
+    revenue: int  # tiyn the declaration underpays (0 when honest)
+    customs_value: int = 0  # tiyn, as assessed (for the highest-value-first baseline)
+
+
+def _risk_catalogue(cfg: RiskFeedConfig, rng: random.Random) -> list[dict]:
+    headings_cum = list(itertools.accumulate(h[-1] for h in HEADINGS))
+    origins = [o for o, _ in ORIGINS]
+    origins_cum = list(itertools.accumulate(w for _, w in ORIGINS))
+    skus = []
+    for i in range(cfg.skus):
+        hs, category, nouns, adjectives, (plo, phi), (wlo, whi), _ = rng.choices(HEADINGS, cum_weights=headings_cum)[0]
+        band = rng.randrange(SUBCODE_BANDS)
+        lo = plo * (phi / plo) ** (band / SUBCODE_BANDS)
+        hi = plo * (phi / plo) ** ((band + 1) / SUBCODE_BANDS)
+        code = (hs[:4] + f"{band + 1:02d}" + "0000") if len(hs) < 10 else hs[:8] + f"{band + 1:02d}"
+        noun = nouns[band % len(nouns)]
+        skus.append({
+            "sku": f"RK-{100000 + i}", "hs_code": code, "heading": hs, "category": category,
+            "description": f"{rng.choice(adjectives).capitalize()} {noun}, "
+                           f"{rng.choice(('black', 'white', 'blue', 'red', 'grey', 'beige', 'green', 'pink'))}",
+            "origin": rng.choices(origins, cum_weights=origins_cum)[0],
+            "usd_cents": int(lo * (hi / lo) ** rng.random()),
+            "weight_g": rng.randint(wlo, whi),
+        })
+    return skus
+
+
+def _line(sku: dict, qty: int, usd_cents: int) -> dict:
+    return {"sku": sku["sku"], "qty": qty, "unit_price": format_tiyn(max(usd_cents, 1)), "currency": "USD",
+            "description": sku["description"], "hs_code": sku["hs_code"], "origin": sku["origin"],
+            "unit_weight_kg": f"{sku['weight_g'] / 1000:.3f}", "category": sku["category"]}
+
+
+def risk_feed(cfg: RiskFeedConfig, assessor=None) -> Iterator[tuple[dict, Truth]]:
+    """(assessment-request/1, Truth) pairs in time order, deterministic for ``cfg``."""
+    from stream.declaration.engine import Assessor
+    from stream.rules import load_rules
+
+    assessor = assessor or Assessor(load_rules())
+    rng = random.Random(cfg.seed)
+    skus = _risk_catalogue(cfg, rng)
+    popularity = list(itertools.accumulate(1.0 / (rank + 1) ** 0.8 for rank in range(len(skus))))
+    expensive = sorted(skus, key=lambda s: -s["usd_cents"])[: max(1, len(skus) // 4)]
+    by_weight_duty = [s for s in skus if s["heading"][:4] in KG_DUTY_HEADINGS]
+    start = dt.datetime.fromisoformat(cfg.start)
+    step = cfg.days * 86400 / cfg.declarations
+    iins = [f"{rng.randint(10**11, 10**12 - 1):012d}" for _ in range(cfg.buyers)]
+    frequent = iins[: cfg.frequent_buyers]
+    frequent_set = set(frequent)
+    made = 0
+    clock = 0.0
+    pending: list[tuple[dict, str]] = []  # parcels of a split consignment still to send: (request, buyer)
+
+    def stamp() -> str:
+        return (start + dt.timedelta(seconds=int(clock))).isoformat()
+
+    def request(n: int, flow: str, lines: list[dict], iin: str, marketplace: str) -> dict:
+        doc = {"schema": "assessment-request/1", "order_id": f"RK-{cfg.seed}-{n:08d}", "flow": flow,
+               "marketplace": marketplace, "ordered_at": stamp(), "operator_bin": rng.choice(OPERATORS),
+               "buyer": {"iin": iin, "name": f"{rng.choice(FIRST_NAMES)} {rng.choice('ABDEKMNSTZ')}."}, "lines": lines}
+        if flow == "warehouse":
+            doc["warehouse_id"] = rng.choice(WAREHOUSES[:4])
+        return doc
+
+    def total(doc: dict) -> tuple[int, int]:
+        [answer] = assessor.assess([doc])
+        if answer.get("schema") != "assessment/1":
+            return -1, 0
+        return parse_tiyn(answer["total"]), parse_tiyn(answer["customs_value"])
+
+    while made < cfg.declarations:
+        clock += rng.expovariate(1.0 / step)
+        if pending:
+            doc, truth_revenue = pending.pop(0)
+            doc["ordered_at"] = stamp()
+            paid, value = total(doc)
+            yield doc, Truth(doc["order_id"], "splitting" if truth_revenue > 0 else None, truth_revenue, value)
+            made += 1
+            continue
+        marketplace = rng.choices([m for m, _, _ in MARKETPLACES], cum_weights=list(
+            itertools.accumulate(w for _, _, w in MARKETPLACES)))[0]
+        roll = rng.random()
+        flow = "parcel" if rng.random() < cfg.parcel_share else "warehouse"
+        if flow == "parcel" and roll < cfg.splitting_rate:
+            planted = _plant_split(cfg, rng, made, expensive, request, marketplace, iins, total)
+            if planted:
+                first, rest = planted[0], planted[1:]
+                pending.extend(rest)
+                doc, _ = first
+                paid, value = total(doc)
+                yield doc, Truth(doc["order_id"], None, 0, value)
+                made += 1
+                continue
+        iin = rng.choice(frequent) if rng.random() < cfg.frequent_share else rng.choice(iins)
+        buying_often = iin in frequent_set
+        k = 1 if buying_often else min(1 + int(rng.expovariate(1.2)), 5)
+        picks = rng.choices(skus, cum_weights=popularity, k=k)
+        lines = []
+        for sku in {s["sku"]: s for s in picks}.values():
+            qty = 1 if rng.random() < 0.8 else rng.randint(2, 4)
+            price = int(sku["usd_cents"] * math.exp(rng.gauss(0.0, cfg.price_noise)))
+            if buying_often:
+                price = min(price, 3000)  # small everyday parcels
+            lines.append(_line(sku, qty, price))
+        doc = request(made, flow, lines, iin, marketplace)
+        fraud, revenue = None, 0
+        roll -= cfg.splitting_rate
+        for kind, rate in (("undervaluation", cfg.undervaluation_rate), ("misclassification", cfg.misclassification_rate),
+                           ("weight_mismatch", cfg.weight_rate)):
+            if 0 <= roll < rate:
+                fraud = kind
+                break
+            roll -= rate
+        if fraud is not None:
+            planted = _plant(fraud, doc, rng, expensive, by_weight_duty)
+            if planted is not None:
+                true_paid, _ = total(doc)
+                declared_paid, _ = total(planted)
+                if true_paid >= 0 and declared_paid >= 0 and true_paid > declared_paid:
+                    doc, revenue = planted, true_paid - declared_paid
+                else:
+                    fraud = None
+            else:
+                fraud = None
+        _, value = total(doc)
+        yield doc, Truth(doc["order_id"], fraud, revenue, value)
+        made += 1
+
+
+def _plant(fraud: str, doc: dict, rng: random.Random, expensive: list[dict], by_weight_duty: list[dict]) -> dict | None:
+    """A copy of ``doc`` with one fact falsified, or None when this fraud does not fit the document."""
+    planted = orjson.loads(orjson.dumps(doc))
+    lines = planted["lines"]
+    if fraud == "undervaluation":
+        if rng.random() < 0.7:  # fraudsters undervalue what is worth it
+            sku = rng.choice(expensive)
+            price = int(sku["usd_cents"] * math.exp(rng.gauss(0.0, 0.12)))
+            lines[0] = _line(sku, 1, price)
+            doc["lines"][0] = dict(lines[0])
+        line = lines[0]
+        cents = int(Decimal(line["unit_price"]) * 100)
+        line["unit_price"] = format_tiyn(max(1, int(cents * rng.uniform(0.12, 0.45))))
+        return planted
+    if fraud == "misclassification":
+        if planted["flow"] != "warehouse":
+            return None
+        line = max(lines, key=lambda x: Decimal(x["unit_price"]) * x["qty"])
+        line["hs_code"] = rng.choice([c for c in CHEAP_CODES if c[:4] != (line["hs_code"] or "")[:4]])
+        return planted
+    if fraud == "weight_mismatch":
+        if planted["flow"] != "warehouse":
+            return None  # a parcel pays on weight only when heavy and cheap: too rare to plant
+        heavy = [s for s in by_weight_duty if s["usd_cents"] < 2500]
+        if heavy:  # a duty per kg bites on cheap heavy goods: there a lighter weight pays less
+            sku = rng.choice(heavy)
+            lines[0] = _line(sku, rng.randint(2, 8), int(sku["usd_cents"] * math.exp(rng.gauss(0.0, 0.12))))
+            doc["lines"][0] = dict(lines[0])
+        line = lines[0]
+        grams = int(Decimal(line["unit_weight_kg"]) * 1000)
+        line["unit_weight_kg"] = f"{max(1, int(grams * rng.uniform(0.1, 0.4))) / 1000:.3f}"
+        return planted
+    return None
+
+
+def _plant_split(cfg, rng, made, expensive, request, marketplace, iins, total):
+    """A consignment over the duty-free threshold sent as 2-4 parcels each under it, over a day or two.
+
+    Returns [(request, marginal revenue)] for the parcels in sending order, or None when the draw does
+    not make a consignment that pays more than its parcels. The first parcel is honest on its own; each
+    later one completes the fraud and carries what it adds: assess(parcels 1..j as one) - assess(1..j-1)."""
+    iin = rng.choice(iins)
+    parts = rng.randint(2, 4)
+    lines = []
+    for _ in range(parts):
+        sku = rng.choice(expensive)
+        price = min(int(sku["usd_cents"] * math.exp(rng.gauss(0.0, cfg.price_noise))), 19_000)
+        lines.append(_line(sku, 1, price))
+    docs = [request(made + j, "parcel", [line], iin, marketplace) for j, line in enumerate(lines)]
+    for j, doc in enumerate(docs):
+        doc["order_id"] = f"RK-{cfg.seed}-{made:08d}-{j}"
+    out = []
+    before = 0
+    for j in range(len(docs)):
+        merged = dict(docs[0], order_id=docs[0]["order_id"] + "-m", lines=[d["lines"][0] for d in docs[: j + 1]])
+        together, _ = total(merged)
+        alone, _ = total(docs[j])
+        if together < 0 or alone != 0:
+            return None  # a part above the threshold: not a split
+        out.append((docs[j], together - before))
+        before = together
+    if before <= 0:
+        return None
+    return out

@@ -47,6 +47,8 @@ AUDIT_ENVIRONMENT: dict[str, tuple[str, str]] = {
 }
 RISK_ENVIRONMENT: dict[str, tuple[str, str]] = {
     "CUSTOMS_BUYER_SECRET": ("loopback-only-not-secret", "operator's key of buyer_ref = HMAC-SHA256(IIN) in declaration/2; the default is public, for loopback and tests only; production: a random secret of 32+ bytes (e.g. `openssl rand -hex 32`) from the operator's secret store, never changed (a new key re-keys every buyer_ref and breaks splitting history)"),
+    "CUSTOMS_RISK_PROFILES": ("", "effective-dated risk profiles JSON (thresholds, windows, audit capacity, random rate; empty: stream/audit/data/risk_profiles.json)"),
+    "CUSTOMS_RISK_APP_ID": ("customs-stream-risk", "risk agent: its own consumer group and changelog prefix on `declarations`, so it scales apart from the worker"),
 }
 TAXFREE_ENVIRONMENT: dict[str, tuple[str, str]] = {
     "CUSTOMS_TAXFREE_RULES": ("", "tax-free rules JSON (VAT, commission, MCI, airports, ...; empty: the shipped stream/taxfree/data/rules.json)"),
