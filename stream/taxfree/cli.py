@@ -144,5 +144,19 @@ def render(document, kind, output, commission_pct):
     click.echo(str(path))
 
 
+@taxfree.command()
+@click.option("--role", required=True, type=click.Choice(["buyer", "trading_entity", "official", "operator"]))
+@click.option("--subject", required=True, help="buyer: passport COUNTRY:NUMBER; trading_entity: BIN; official: id.")
+@click.option("--ttl", default=900, show_default=True, type=click.IntRange(1, 7 * 24 * 3600), help="Seconds.")
+def token(role, subject, ttl):
+    """Issue an API token (JWT) with the configured key and algorithm (CUSTOMS_TAXFREE_JWT_*)."""
+    from stream.taxfree.access import ConfigError, TokenConfig
+
+    try:
+        click.echo(TokenConfig.from_env(issuing=True).issue(role, subject, ttl))
+    except ConfigError as exc:
+        _fail(str(exc))
+
+
 def main():  # pragma: no cover - `python -m stream.taxfree.cli`
     taxfree(sys.argv[1:])
