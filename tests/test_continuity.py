@@ -13,7 +13,7 @@ from stream.runtime.state import PartitionState
 from stream.warehouse.agents import WarehouseDomain
 from stream.warehouse.stock import Stock
 from tests.fixtures.harness import FakeOutputs
-from tests.test_stock import WH, fake_assess, manifest, order
+from tests.fixtures.builders import WH, fake_assess, manifest, order
 
 
 class Clock:

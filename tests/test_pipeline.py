@@ -9,7 +9,7 @@ from stream.declaration.ids import declaration_id
 from tests.fixtures.broker import start_broker, stop_broker_process
 from tests.fixtures.pipeline import produce, read_all, start_worker, stop_worker
 from tests.schema_oracle import schema_validator
-from tests.test_stock import manifest, order
+from tests.fixtures.builders import manifest, order
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 

@@ -12,7 +12,7 @@ from stream.runtime.state import PartitionState
 from stream.warehouse.agents import WarehouseDomain
 from stream.warehouse.stock import DECLARED, Stock
 from tests.fixtures.harness import DomainHarness, FakeOutputs
-from tests.test_stock import conserved, fake_assess, manifest, order
+from tests.fixtures.builders import conserved, fake_assess, manifest, order
 
 WH = "KZ-ALA-CW-01"
 
@@ -79,7 +79,7 @@ def _run_pipeline(feed, *, records, start, rng=None, crash_after=None):
 
         feeding = asyncio.ensure_future(feed_all())
         steps = 0
-        while not feeding.done() or outputs.waiting or (pipeline.deliveries and pipeline.deliveries._unfinished_tasks):
+        while not feeding.done() or outputs.waiting or pipeline.busy:
             await asyncio.sleep(0)
             steps += 1
             if crash_after is not None and steps >= crash_after:

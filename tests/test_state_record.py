@@ -14,7 +14,7 @@ from stream.warehouse.agents import WarehouseDomain
 from stream.warehouse.stock import Stock
 from tests.fixtures.harness import DomainHarness
 from tests.schema_oracle import schema_validator
-from tests.test_stock import fake_assess, manifest, order
+from tests.fixtures.builders import fake_assess, manifest, order
 
 FIXTURE = json.loads((Path(__file__).parent / "fixtures" / "data" / "warehouse-changelog-v1.json").read_text())
 RECORD = schema_validator("state-record-2.json")

@@ -7,37 +7,7 @@ from hypothesis import given, settings, strategies as st
 from stream.declaration.ids import declaration_id
 from stream.runtime.state import PartitionState
 from stream.warehouse.stock import DECLARED, PENDING, REJECTED, Stock
-
-WH = "KZ-ALA-CW-01"
-BIN = "123456789012"
-
-
-def manifest(mid, *lines, wh=WH):
-    return {"schema": "goods-manifest/1", "manifest_id": mid, "operator_bin": BIN, "warehouse_id": wh,
-            "marketplace": "aliexpress", "arrived_at": "2026-11-20T08:15:00Z",
-            "lines": [{"sku": sku, "description": f"Goods {sku}", "hs_code": "6109100000", "origin": "CN",
-                       "qty": qty, "unit_price": "4.35", "currency": "USD", "unit_weight_kg": "0.180",
-                       "category": "apparel"} for sku, qty in lines]}
-
-
-def order(oid, *lines, wh=WH, currency="USD"):
-    return {"schema": "order/1", "order_id": oid, "marketplace": "aliexpress", "warehouse_id": wh,
-            "ordered_at": "2026-11-21T10:00:00+05:00", "buyer": {"iin": "900101300123", "name": "A"},
-            "lines": [{"sku": sku, "qty": qty, "unit_price": "5.10", "currency": currency} for sku, qty in lines]}
-
-
-def fake_assess(requests):
-    """Stands in for the assessor: rejects currency XXX, otherwise a minimal assessment/1."""
-    out = []
-    for r in requests:
-        if any(line["currency"] == "XXX" for line in r["lines"]):
-            out.append({"schema": "rejection/1", "ref": r["order_id"], "reason": "unsupported_currency",
-                        "detail": "XXX"})
-        else:
-            out.append({"schema": "assessment/1", "order_id": r["order_id"], "flow": r["flow"],
-                        "lines": [{"sku": line["sku"], "hs_code": line["hs_code"]} for line in r["lines"]]})
-    return out
-
+from tests.fixtures.builders import BIN, WH, conserved, fake_assess, manifest, order
 
 class Log:
     """Runs transactions the way the worker does and keeps every record (the changelog)."""
@@ -79,16 +49,10 @@ class Log:
 def check_available_cache(txn):
     """The transaction's running availability equals its definition for every key it touched."""
     s = txn.stock
-    for key, cached in txn._avail.items():
+    for key, cached in txn.availability.items():
         assert cached == (s.received.get(key, 0) + txn.recv.get(key, 0) - s.declared.get(key, 0)
                           - txn.decl.get(key, 0) - txn.reserved.get(key, 0)), key
     assert all(v == 0 for v in txn.reserved.values())  # every reservation was settled
-
-
-def conserved(stock: Stock):
-    for key, received in stock.received.items():
-        assert stock.on_hand(key) >= 0
-        assert received == stock.on_hand(key) + stock.declared.get(key, 0)
 
 
 def test_receive_then_declare_enriches_from_manifest():

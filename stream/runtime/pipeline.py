@@ -77,6 +77,7 @@ class Pipeline:
         self.max_in_flight = max(1, max_in_flight)
         self.deliveries: asyncio.Queue[Delivery] | None = None
         self.committer: asyncio.Task | None = None
+        self.outstanding = 0  # deliveries queued and not yet done (recorded and acknowledged)
 
     # -- state per partition -----------------------------------------------------------------
 
@@ -203,6 +204,7 @@ class Pipeline:
             except Exception as exc:  # the committer sends them again
                 log.warning("partition %d: outputs not sent (%s: %s)", delivery.partition, type(exc).__name__, exc)
                 delivery.futures = None
+        self.outstanding += 1
         await self.deliveries.put(delivery)
 
     async def _commit_loop(self) -> None:
@@ -212,6 +214,7 @@ class Pipeline:
             try:
                 await self._record_when_delivered(delivery)
             finally:
+                self.outstanding -= 1
                 deliveries.task_done()
 
     async def _record_when_delivered(self, delivery: Delivery) -> None:
@@ -250,6 +253,11 @@ class Pipeline:
             except Exception:  # metrics must not stop the committer
                 log.exception("%s: counting delivered effects failed", self.domain.name)
 
+    @property
+    def busy(self) -> bool:
+        """Are handled messages still waiting for their delivery, record or acknowledgement?"""
+        return self.outstanding > 0
+
     async def drain(self) -> None:
         """Wait until every handled message has its outputs delivered, its record written and is acked."""
         if self.deliveries is not None and self.committer is not None and not self.committer.done():
@@ -261,3 +269,4 @@ class Pipeline:
             committer.cancel()
             await asyncio.wait([committer], timeout=5.0)
         self.deliveries = None
+        self.outstanding = 0

@@ -166,6 +166,11 @@ class Txn:
 
     # -- reads through this transaction ------------------------------------------------------
 
+    @property
+    def availability(self) -> dict[tuple[str, str], int]:
+        """The running availability per key this transaction has computed so far (a cache of `available`)."""
+        return dict(self._avail)
+
     def available(self, key: tuple[str, str]) -> int:
         found = self._avail.get(key)
         if found is None:
