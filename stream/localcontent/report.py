@@ -17,7 +17,8 @@ from stream.localcontent.contract import DOMESTIC
 from stream.money import format_kzt, format_tiyn, parse_tiyn
 
 FORMULA_TITLES = {"exw": "EXW price formula", "production_cost": "Production-cost formula"}
-MATERIALS_SHOWN = 12
+MATERIALS_SHOWN = 10
+NAME_SHOWN = 40  # characters of a material's name: a long one must not push the page over
 _IN_FORCE = "#1f5fa8"
 _OTHER = "#a9b8c8"
 _LINE = "#c0392b"
@@ -34,7 +35,7 @@ def _chart_png(answer: dict) -> bytes:
     labels = [FORMULA_TITLES["exw"], FORMULA_TITLES["production_cost"]]
     shares = [answer["share_exw_pct"], answer["share_production_cost_pct"]]
     colours = [_IN_FORCE if answer["formula"] == name else _OTHER for name in ("exw", "production_cost")]
-    figure = Figure(figsize=(6.4, 2.6), dpi=150)
+    figure = Figure(figsize=(6.4, 2.3), dpi=150)
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()
     bars = axes.barh(labels, [float(share) for share in shares], color=colours, height=0.55)
@@ -109,7 +110,7 @@ def _page(pdf, request: dict, answer: dict) -> None:
     pdf.ln(3)
     _materials(pdf, request["materials"])
 
-    pdf.image(io.BytesIO(_chart_png(answer)), w=pdf.epw)
+    pdf.image(io.BytesIO(_chart_png(answer)), w=pdf.epw * 0.85, x=pdf.l_margin + pdf.epw * 0.075)
     pdf.ln(2)
     if answer["to_qualify"] is not None:
         pdf.set_font("DejaVu", "B", 10)
@@ -138,7 +139,8 @@ def _materials(pdf, materials: list[dict]) -> None:
             heading.cell(text)
         for material in materials[:MATERIALS_SHOWN]:
             cells = table.row()
-            cells.cell(material["name"])
+            name = material["name"]
+            cells.cell(name if len(name) <= NAME_SHOWN else name[:NAME_SHOWN - 1] + "…")
             cells.cell(material["origin"] + (" (domestic)" if material["origin"] == DOMESTIC else " (foreign)"))
             cells.cell(_kzt(material["cost"]))
     if len(materials) > MATERIALS_SHOWN:
