@@ -1,6 +1,6 @@
 """docker-compose.yml (no Docker engine here): it parses, what it mounts exists, images are pinned,
 services have health checks, and every service agrees with stream/settings.py, the topics of
-stream/broker.py, the Prometheus scrape config and the Grafana provisioning."""
+stream/runtime/topics.py, the Prometheus scrape config and the Grafana provisioning."""
 from __future__ import annotations
 
 import re

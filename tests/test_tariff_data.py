@@ -1,6 +1,6 @@
 """Checks on the starter tariff data file, using only the standard library ``csv`` module.
 
-The file format is described in DESIGN.md section 4 and stream/rules/data/README.md.
+The file format is described in README.md ("Data files, and how to replace them") and stream/rules/data/README.md.
 """
 
 from __future__ import annotations

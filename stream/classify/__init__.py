@@ -204,7 +204,7 @@ def benchmark_titles(count: int) -> list[str]:
 def benchmark(n: int = 200_000, python_n: int = 5_000) -> dict:
     """Titles per second of ``classify_batch``, compiled kernel vs pure-Python twin, same titles.
 
-    The twin is timed on the first ``python_n`` titles only (it is ~100x slower); both figures are
+    The twin is timed on the first ``python_n`` titles only (about 50x slower: README "Numbers"); both are
     end to end: lowercasing, packing, kernel, code lookup.
     """
     from . import _classify_py

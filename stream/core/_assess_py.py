@@ -1,7 +1,7 @@
 """Pure-Python twin of the compiled assessment kernel (ext/assess.pyx): same API, same results.
 
 Written for exactness rather than speed: every amount is a ``Decimal`` computed straight from the
-formulas of DESIGN.md section 5 (KZT, rounded half up to the tiyn), so the parity tests compare the
+formulas of README.md "The assessment" (KZT, rounded half up to the tiyn), so the parity tests compare the
 compiled integer arithmetic against an independent formulation.
 """
 from __future__ import annotations

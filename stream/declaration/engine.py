@@ -61,7 +61,7 @@ def is_nomenclature_code(code: object) -> bool:
 
 
 @dataclass
-class _Order:
+class AcceptedRequest:
     """Bookkeeping of one accepted document while its batch is assessed."""
 
     index: int
@@ -128,7 +128,7 @@ class Assessor:
 
     def _assess(self, docs: Sequence[Any], validated: bool) -> list[dict]:
         results: list[dict | None] = [None] * len(docs)
-        orders: list[_Order] = []
+        orders: list[AcceptedRequest] = []
         batch = _Lines()
         for index, doc in enumerate(docs):
             problem = None if validated else validate_request(doc)
@@ -146,7 +146,7 @@ class Assessor:
                 results[index] = result
         return results  # type: ignore[return-value]
 
-    def _collect(self, index: int, doc: dict, batch: "_Lines") -> _Order:
+    def _collect(self, index: int, doc: dict, batch: "_Lines") -> AcceptedRequest:
         fx = self.rules.fx
         flow = doc["flow"]
         declared_text = doc.get("declared_at")
@@ -180,9 +180,9 @@ class Assessor:
                 volume6.append(-1 if text is None else memo.get(text) or parse(text, micro(text)))
         except RateNotFound as missing:
             raise Rejected(missing.reason, missing.detail) from None
-        return _Order(index, doc, flow, declared_at, rule_set, eur_fx6, fx_used, first_line, len(doc["lines"]))
+        return AcceptedRequest(index, doc, flow, declared_at, rule_set, eur_fx6, fx_used, first_line, len(doc["lines"]))
 
-    def _classify(self, batch: "_Lines", orders: list[_Order]) -> tuple[list[int], list, list[str]]:
+    def _classify(self, batch: "_Lines", orders: list[AcceptedRequest]) -> tuple[list[int], list, list[str]]:
         """Every line's tariff row, HS code and its source: declared when valid, else classified."""
         hs_code = [line.get("hs_code") for line in batch.lines]
         declared_row = self._declared_row
@@ -209,7 +209,7 @@ class Assessor:
                     order.flags.append(LOW_CONFIDENCE_FLAG)
         return rows, hs_code, hs_source
 
-    def _compute(self, orders: list[_Order], batch: "_Lines", row_list: list[int], hs_code: list, hs_source: list):
+    def _compute(self, orders: list[AcceptedRequest], batch: "_Lines", row_list: list[int], hs_code: list, hs_source: list):
         tariff = self.rules.tariff
         n = len(row_list)
         rows = np.array(row_list, dtype=np.int64)
@@ -303,7 +303,7 @@ class Assessor:
             }
 
     @staticmethod
-    def _rejected(order: _Order, start: int, stop: int, status: list[int], hs_code: list) -> dict:
+    def _rejected(order: AcceptedRequest, start: int, stop: int, status: list[int], hs_code: list) -> dict:
         order_id = order.doc["order_id"]
         bad = next((i for i in range(start, stop) if status[i] != STATUS_OK), None)
         if bad is not None and status[bad] == STATUS_NO_TARIFF_RATE:

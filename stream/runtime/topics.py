@@ -7,19 +7,19 @@ Faust's internal ones included (a table's changelog: ``{app_id}-{table}-changelo
 """
 from __future__ import annotations
 
-# the warehouse (DESIGN.md sections 3 and 6), keyed by warehouse_id
+# the warehouse, keyed by warehouse_id (contracts in schemas/)
 INBOUND = "goods.inbound"
 ORDERS = "orders"
 MOVEMENTS = "stock.movements"
 DECLARATIONS = "declarations"
 REJECTIONS = "rejections"
-# parcels straight to a buyer (DESIGN.md 8.1): assessment-request/1 documents, declared like orders
+# parcels straight to a buyer: assessment-request/1 documents, declared like orders
 PARCELS = "parcels"
-# post-release control (DESIGN.md 8.1), keyed by case_id: a selected risk score opens a case
+# post-release control, keyed by case_id: a selected risk score opens a case
 RISK_HITS = "risk.hits"
 AUDIT_EVENTS = "audit.events"
 AUDIT_CASES = "audit.cases"
-# tax-free VAT refunds (DESIGN.md 8.2), keyed by document_id
+# tax-free VAT refunds, keyed by document_id
 TAXFREE_DOCUMENTS = "taxfree.documents"
 TAXFREE_CONFIRMATIONS = "taxfree.confirmations"
 TAXFREE_CANCELLATIONS = "taxfree.cancellations"
