@@ -135,7 +135,11 @@ def install(app, domain: Domain, *, outputs: Outputs, partitions: int, tick_seco
 
 def install_all(app, domains, *, outputs: Outputs, cfg, bootstrap: str, metrics: Any = None,
                 tick_seconds: float = DEFAULT_TICK_SECONDS) -> dict[str, Pipeline]:
-    """Every domain on one app, one producer for their outputs, drained and stopped with the app."""
+    """Every domain on one app, one producer for their outputs, drained and stopped with the app.
+    Undecodable input batches are quarantined (stream/runtime/quarantine.py) instead of stopping the consumer."""
+    from stream.runtime import quarantine
+
+    quarantine.install(metrics)
     pipelines = {domain.name: install(app, domain, outputs=outputs, partitions=cfg.partitions,
                                       tick_seconds=tick_seconds, max_in_flight=cfg.pages_in_flight,
                                       bootstrap=bootstrap, metrics=metrics)

@@ -35,6 +35,7 @@ import orjson
 
 from stream._gc import gc_paused
 from stream.contracts.reasons import rejection
+from stream.runtime import quarantine
 from stream.runtime.continuity import Continuity
 from stream.runtime.domain import Domain, Effects
 from stream.runtime.producer import Messages, Outputs
@@ -119,7 +120,7 @@ class Pipeline:
                 await self._launch(Delivery(partition, {}, ack=ack))
                 return
             if self.continuity is not None and not await self.continuity.admit(
-                    topic, partition, state.next_offset(topic), offset):
+                    topic, partition, self._due(state, topic, partition), offset):
                 return  # not handled, not acknowledged: it is read again after the earlier ones
             with gc_paused():  # the message's objects are gone (all but its outputs) when GC resumes
                 delivery = self._handle(state, topic, partition, offset, key, value)
@@ -174,8 +175,14 @@ class Pipeline:
             due = []
             for partition in sorted(held):
                 state = self.state(partition)
-                due.extend((topic, partition, state.next_offset(topic)) for topic in self.domain.inputs)
+                due.extend((topic, partition, self._due(state, topic, partition)) for topic in self.domain.inputs)
             await self.continuity.watch(due)
+
+    @staticmethod
+    def _due(state: PartitionState, topic: str, partition: int) -> int | None:
+        """The input offset due next, past any batch quarantined as undecodable (not a gap to read again)."""
+        due = state.next_offset(topic)
+        return due if due is None else quarantine.resume_offset(topic, partition, due)
 
     def _prepare(self, state: PartitionState, partition: int, effects: Effects, topic: str | None = None,
                  offset: int | None = None) -> Delivery:
