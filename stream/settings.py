@@ -63,6 +63,7 @@ TAXFREE_ENVIRONMENT: dict[str, tuple[str, str]] = {
     "CUSTOMS_TAXFREE_PII_KEY": ("", "tax-free: secret file for the keyed hash (HMAC-SHA256) of passports and cards (empty: created on first use under CUSTOMS_DATA_DIR)"),
 }
 LOCALCONTENT_ENVIRONMENT: dict[str, tuple[str, str]] = {
+    "CUSTOMS_LOCAL_CONTENT_RULES": ("", "local content: directory of replacement rule files (formulas.csv, vat.csv, thresholds.csv; each one present replaces the shipped file); empty: the shipped rules"),
 }
 for _block in (AUDIT_ENVIRONMENT, RISK_ENVIRONMENT, TAXFREE_ENVIRONMENT, LOCALCONTENT_ENVIRONMENT):
     for _name, _entry in _block.items():
