@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import os
 import subprocess
 import sys
 from decimal import ROUND_HALF_UP, Decimal
@@ -311,6 +312,19 @@ def test_rules_option_replaces_shipped_files(tmp_path: Path):
     assert answer["eligible"] is False and answer["eligible_exw"] is True
     assert answer["to_qualify"] == {"max_foreign_materials_cost": "280040.00", "min_domestic_substitution": "19960.00"}
     assert "unconfirmed" not in answer["explanation"]
+
+
+def test_rules_directory_may_come_from_the_environment(tmp_path: Path):
+    (tmp_path / "formulas.csv").write_text("id,valid_from,valid_to,formula,legal_basis\n"
+                                           "ALWAYS-EXW,2021-07-13,2027-12-31,exw,a test rule\n")
+    env = {**os.environ, "CUSTOMS_LOCAL_CONTENT_RULES": str(tmp_path)}
+    done = subprocess.run(CLI, input=orjson.dumps(CONTRACT_EXAMPLE), capture_output=True, check=True, timeout=120,
+                          env=env)
+    answer = orjson.loads(done.stdout)
+    assert (answer["formula"], answer["share_pct"], answer["rules"]["formula"]) == ("exw", "73.21", "ALWAYS-EXW")
+    done = subprocess.run(CLI, input=orjson.dumps(CONTRACT_EXAMPLE), capture_output=True, check=True, timeout=120,
+                          env={**os.environ, "CUSTOMS_LOCAL_CONTENT_RULES": ""})
+    assert orjson.loads(done.stdout)["formula"] == "production_cost"
 
 
 def test_rules_option_refuses_a_bad_file_with_its_line(tmp_path: Path):

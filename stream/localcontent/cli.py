@@ -50,8 +50,9 @@ def answer_lines(lines: Iterable[bytes], out: BinaryIO, rules: LocalContentRules
 @click.command("local-content")
 @click.argument("source", type=click.File("rb"), default="-")
 @click.option("--rules", "rules_dir", type=click.Path(exists=True, file_okay=False),
+              envvar="CUSTOMS_LOCAL_CONTENT_RULES",
               help="Directory with replacement rule files (formulas.csv, vat.csv, thresholds.csv; each one "
-                   "present replaces the shipped file).")
+                   "present replaces the shipped file). Default: $CUSTOMS_LOCAL_CONTENT_RULES, else the shipped rules.")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False),
               help="Also write a PDF: one page per answered product, both formulas side by side.")
 @click.option("-o", "--output", type=click.File("wb"), default="-", help="Where to write (default: stdout).")

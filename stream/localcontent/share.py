@@ -25,6 +25,7 @@ from stream.contracts.reasons import rejection
 from stream.localcontent.contract import DOMESTIC, ref_of, validate_request
 from stream.localcontent.rules import LocalContentRules, RulesNotInForce, load_rules
 from stream.money import format_tiyn, parse_tiyn, percent_of, share_pct
+from stream.settings import env
 
 SCHEMA = "local-content/1"
 FORMULA_NAMES = {"exw": "EXW price", "production_cost": "production cost"}
@@ -33,10 +34,11 @@ _default_rules: LocalContentRules | None = None
 
 
 def default_rules() -> LocalContentRules:
-    """The shipped rules, loaded once."""
+    """The rules `assess` uses when given none: the shipped files, with those of the directory in
+    CUSTOMS_LOCAL_CONTENT_RULES (when set) replacing them; loaded once."""
     global _default_rules
     if _default_rules is None:
-        _default_rules = load_rules()
+        _default_rules = load_rules(env("CUSTOMS_LOCAL_CONTENT_RULES") or None)
     return _default_rules
 
 
