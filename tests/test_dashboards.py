@@ -19,7 +19,7 @@ DATASOURCE_UIDS = {source["uid"] for source in yaml.safe_load(
     (ROOT / "deploy/grafana/provisioning/datasources/prometheus.yml").read_text())["datasources"]}
 PROMETHEUS_BUILTIN = {"up"}
 PROMQL_WORDS = {"sum", "by", "rate", "increase", "max", "min", "count", "histogram_quantile", "le", "without",
-                "avg", "on", "ignoring", "group_left", "label_values", "topk", "bottomk"}
+                "avg", "on", "ignoring", "group_left", "label_values", "topk", "bottomk", "or", "vector"}
 
 
 def panels(dashboard: dict):
@@ -54,8 +54,25 @@ def exposed_names() -> set[str]:
     return {s.name for family in text_string_to_metric_families(text) for s in family.samples}
 
 
+PROVISIONING = yaml.safe_load((ROOT / "deploy/grafana/provisioning/dashboards/customs-stream.yml").read_text())
+
+
 def test_there_are_dashboards():
-    assert len(DASHBOARDS) >= 2
+    """The files are the dashboards Grafana provisions, each with panels that query something."""
+    names = {path.name for path in DASHBOARDS}
+    assert {"customs-operations.json", "customs-pipeline.json"} <= names
+    [provider] = PROVISIONING["providers"]
+    assert provider["type"] == "file" and provider["options"]["path"] == "/var/lib/grafana/dashboards"
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    mounts = compose["services"]["grafana"]["volumes"]
+    assert "./deploy/grafana/dashboards:/var/lib/grafana/dashboards:ro" in mounts
+    home = compose["services"]["grafana"]["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
+    assert home.rsplit("/", 1)[1] in names
+    for path in DASHBOARDS:
+        dashboard = json.loads(path.read_text())
+        queried = [p for p in panels(dashboard) if p["type"] != "row" and p.get("targets")]
+        assert queried, f"{path.name} has no panel that queries anything"
+        assert all(metric_names(t["expr"]) for p in queried for t in p["targets"]), path.name
 
 
 @pytest.mark.parametrize("path", DASHBOARDS, ids=lambda p: p.name)

@@ -10,7 +10,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from stream import metrics
 from stream.analytics.server import free_port
-from stream.metrics import EXPORTED, Metrics
+from stream.metrics import EXPORTED, OTHER, Metrics
+
+KNOWN = ("KZ-ALA-CW-01", "W")
 
 
 def samples(registry) -> dict[tuple[str, tuple], float]:
@@ -32,10 +34,11 @@ def record_everything(m: Metrics) -> None:
     m.record_sink_rows("declarations", 1000)
     m.record_sink_retry()
     m.record_input_gap("orders", "sought")
+    m.record_quarantined("orders", "snappy")
 
 
 def test_recorded_figures_are_exposed():
-    m = Metrics(CollectorRegistry())
+    m = Metrics(CollectorRegistry(), warehouses=KNOWN)
     record_everything(m)
     got = samples(m.registry)
     assert got[("customs_ingested_lines_total", (("kind", "manifest"),))] == 120
@@ -57,14 +60,14 @@ def test_recorded_figures_are_exposed():
 
 
 def test_exported_list_is_exactly_what_is_exposed():
-    m = Metrics(CollectorRegistry())
+    m = Metrics(CollectorRegistry(), warehouses=KNOWN)
     record_everything(m)
     names = {name for name, _ in samples(m.registry) if not name.endswith("_created")}
     assert names == set(EXPORTED)
 
 
 def test_money_totals_are_exact_integers_not_float_sums():
-    m = Metrics(CollectorRegistry())
+    m = Metrics(CollectorRegistry(), warehouses=KNOWN)
     float_total = 0.0
     for _ in range(100_000):
         m.record_declarations("W", 1, duty_tiyn=1, excise_tiyn=0, vat_tiyn=7)
@@ -77,7 +80,7 @@ def test_money_totals_are_exact_integers_not_float_sums():
 
 
 def test_money_refuses_floats():
-    m = Metrics(CollectorRegistry())
+    m = Metrics(CollectorRegistry(), warehouses=KNOWN)
     with pytest.raises(TypeError):
         m.record_declarations("W", 1, duty_tiyn=1.5, excise_tiyn=0, vat_tiyn=0)
     with pytest.raises(TypeError):
@@ -86,7 +89,7 @@ def test_money_refuses_floats():
 
 
 def test_stock_value_is_a_gauge_set_not_added():
-    m = Metrics(CollectorRegistry())
+    m = Metrics(CollectorRegistry(), warehouses=KNOWN)
     m.set_stock("W", 10, 1000)
     m.set_stock("W", 4, 401)
     got = samples(m.registry)
@@ -106,6 +109,32 @@ def test_module_functions_and_http_server():
         server.shutdown()
         server.server_close()
         thread.join(5)
-    assert 'customs_liabilities_kzt_total{tax="duty",warehouse_id="KZ-TEST-HTTP"} 5.01' in body
-    assert 'customs_declarations_total{warehouse_id="KZ-TEST-HTTP"} 2.0' in body
+    # not a configured warehouse (CUSTOMS_METRICS_WAREHOUSES): counted as `other`
+    assert 'warehouse_id="KZ-TEST-HTTP"' not in body
+    assert 'customs_declarations_total{warehouse_id="other"}' in body
     assert metrics.start_server(0) is None
+
+
+def test_warehouse_labels_are_bounded_and_other_adds_up():
+    m = Metrics(CollectorRegistry(), warehouses=["KZ-ALA-CW-01"])
+    for i in range(5000):
+        m.record_declarations(f"KZ-W-{i}", 1, duty_tiyn=1, excise_tiyn=0, vat_tiyn=2)
+        m.set_stock(f"KZ-W-{i}", 3, 100)
+    m.set_stock("KZ-W-7", 1, 50)  # a later value of one warehouse replaces its own, not the others'
+    m.record_declarations("KZ-ALA-CW-01", 2, duty_tiyn=5, excise_tiyn=0, vat_tiyn=0)
+    m.set_stock("KZ-ALA-CW-01", 10, 999)
+    got = samples(m.registry)
+    labels = {dict(labels).get("warehouse_id") for _, labels in got} - {None}
+    assert labels == {"KZ-ALA-CW-01", OTHER}
+    assert got[("customs_declarations_total", (("warehouse_id", OTHER),))] == 5000
+    assert got[("customs_stock_units", (("warehouse_id", OTHER),))] == 3 * 4999 + 1
+    assert got[("customs_stock_value_kzt", (("warehouse_id", OTHER),))] == (100 * 4999 + 50) / 100
+    assert got[("customs_stock_units", (("warehouse_id", "KZ-ALA-CW-01"),))] == 10
+    assert got[("customs_liabilities_kzt_total", (("tax", "duty"), ("warehouse_id", OTHER)))] == 50.0
+    assert len(got) < 60
+
+
+def test_warehouses_come_from_the_settings(monkeypatch):
+    monkeypatch.setenv("CUSTOMS_METRICS_WAREHOUSES", "KZ-A, KZ-B")
+    m = Metrics(CollectorRegistry())
+    assert (m.warehouse_label("KZ-A"), m.warehouse_label("KZ-B"), m.warehouse_label("KZ-C")) == ("KZ-A", "KZ-B", OTHER)
