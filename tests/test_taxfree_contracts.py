@@ -182,3 +182,14 @@ def test_fuzzed_fields_agree(doc, data):
 def test_parse_never_raises(raw):
     result = contracts.parse(raw)
     assert isinstance(result, dict) or (result[0] in REASONS and isinstance(result[1], str))
+
+
+def test_registered_with_the_contract_registry():
+    from stream.contracts import registry
+
+    registered = {c.schema: c for c in registry.contracts("taxfree")}
+    assert set(registered) == set(FILES)
+    for kind, name in FILES.items():
+        assert registered[kind].schema_file == name
+    assert registered["taxfree-document/1"].validate(copy.deepcopy(DOCUMENT)) is None
+    assert registered["taxfree-document/1"].validate({**DOCUMENT, "form": "fax"})[0] == "invalid_code"

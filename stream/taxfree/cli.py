@@ -158,5 +158,69 @@ def token(role, subject, ttl):
         _fail(str(exc))
 
 
+def _finals(clickhouse: str | None, decisions, first, last):
+    from stream.settings import env
+    from stream.taxfree.operator import finals_from_clickhouse, finals_from_decisions
+
+    if decisions is not None:
+        return finals_from_decisions(orjson.loads(line) for line in decisions if line.strip())
+    url = clickhouse or env("CLICKHOUSE_URL")
+    if not url:
+        _fail("no ClickHouse: pass --clickhouse URL (or set CLICKHOUSE_URL), or --decisions FILE")
+    try:
+        return finals_from_clickhouse(url, first, last)
+    except Exception as exc:  # connection refused, unknown table, ...: say which, not a traceback
+        _fail(f"cannot read the decisions from ClickHouse ({url}): {type(exc).__name__}: {str(exc)[:300]}")
+
+
+_SOURCE_OPTIONS = [
+    click.option("--clickhouse", help="clickhouse://host:port/database (default: $CLICKHOUSE_URL)."),
+    click.option("--decisions", type=click.File("rb"), help="Read taxfree-decision/1 JSON lines instead of ClickHouse."),
+]
+
+
+def _sources(command):
+    for option in reversed(_SOURCE_OPTIONS):
+        command = option(command)
+    return command
+
+
+@taxfree.command()
+@click.option("--quarter", required=True, help="The quarter, e.g. 2026Q3.")
+@_sources
+def invoices(quarter, clickhouse, decisions):
+    """The operator's quarterly invoices to trading entities (taxfree-invoice/1 lines): the VAT confirmed
+    for compensation, issued on the quarter's last day, payable within 3 working days."""
+    from stream.audit.calendar import CalendarError
+    from stream.taxfree.operator import invoices as make_invoices
+    from stream.taxfree.operator import quarter_range
+
+    try:
+        first, last = quarter_range(quarter)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--quarter") from None
+    try:
+        result = make_invoices(_finals(clickhouse, decisions, first, last), quarter)
+    except CalendarError as exc:
+        _fail(str(exc))
+    for invoice in result:
+        click.echo(orjson.dumps(invoice).decode())
+
+
+@taxfree.command()
+@click.option("--month", required=True, help="The reporting month, e.g. 2026-08.")
+@_sources
+def report(month, clickhouse, decisions):
+    """The operator's monthly report to the State Revenue authority (taxfree-report/1), due by the 15th."""
+    from stream.taxfree.operator import month_range
+    from stream.taxfree.operator import report as make_report
+
+    try:
+        first, last = month_range(month)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--month") from None
+    click.echo(orjson.dumps(make_report(_finals(clickhouse, decisions, first, last), month)).decode())
+
+
 def main():  # pragma: no cover - `python -m stream.taxfree.cli`
     taxfree(sys.argv[1:])

@@ -377,3 +377,15 @@ def ref_of(doc: object) -> str | None:
 
 def timestamp_of(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("z", "Z").replace("t", "T"))
+
+
+def _register() -> None:
+    from stream.contracts import registry
+
+    for kind in SCHEMAS:
+        registry.register(kind, lambda doc, kind=kind: check(doc, (kind,)),
+                          ref_field=None if kind in ("taxfree-invoice/1", "taxfree-report/1") else "document_id",
+                          domain="taxfree", schema_file=kind.replace("/", "-") + ".json")
+
+
+_register()
