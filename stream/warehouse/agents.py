@@ -16,6 +16,7 @@ time. Manifests and orders repeated by a feed are caught by id and content diges
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import time
 from typing import Any, Callable
 
@@ -27,6 +28,8 @@ from stream.runtime.domain import Effects
 from stream.runtime.pages import page_items
 from stream.runtime.topics import DECLARATIONS, INBOUND, MOVEMENTS, ORDERS, REJECTIONS, STOCK_TABLE
 from stream.warehouse.stock import Outcome, Stock, Txn
+
+log = logging.getLogger(__name__)
 
 # the document schema each input topic accepts
 ACCEPTED_SCHEMA = {INBOUND: "goods-manifest/1", ORDERS: "order/1"}
@@ -68,7 +71,12 @@ def parse_message(raw: bytes | None, topic: str, txn: Txn) -> int:
             txn.reject(ref_of(item), "unknown_schema",
                        f"schema: {item['schema']!r} is not accepted on topic {topic} (expected {expected!r})")
             continue
-        accept(item)
+        try:  # one item the stock cannot take is rejected alone; the page's other items go on
+            accept(item)
+        except Exception as exc:  # receive/order fail before they change the transaction (digest first)
+            log.exception("%s item %s could not be processed", topic, ref_of(item))
+            txn.reject(ref_of(item), "internal_error", f"the item could not be processed ({type(exc).__name__}); "
+                       "the operators have the log")
     return len(items)
 
 

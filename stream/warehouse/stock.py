@@ -193,7 +193,9 @@ class Txn:
     # -- inputs ------------------------------------------------------------------------------
 
     def receive(self, manifest: dict) -> None:
-        """A valid goods-manifest/1: goods enter the customs warehouse (once per manifest id)."""
+        """A valid goods-manifest/1: goods enter the customs warehouse (once per manifest id).
+        What can fail (the content digest) runs before the transaction changes: a failing item
+        leaves it as it was (the page handler rejects that item alone)."""
         mid = manifest["manifest_id"]
         dig = digest(manifest)
         seen = self.m.get(mid) or self.stock.manifests.get(mid)
@@ -219,7 +221,8 @@ class Txn:
         self.manifest_lines += len(manifest["lines"])
 
     def order(self, order: dict) -> None:
-        """A valid order/1: a candidate for declaration now, or pending until goods arrive."""
+        """A valid order/1: a candidate for declaration now, or pending until goods arrive (what
+        can fail runs first, as in `receive`)."""
         oid = order["order_id"]
         dig = digest(order)
         seen = self._order_status(oid)
