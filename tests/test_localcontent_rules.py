@@ -48,6 +48,7 @@ def test_shipped_rows_follow_their_schemas():
             rows = list(csv.DictReader(handle))
         assert rows, name
         for row in rows:
+            assert None not in row, row  # no cell past the header (an unquoted comma)
             schema.validate(row)
 
 
@@ -86,6 +87,8 @@ HEADERS = {"formulas.csv": ",".join(FORMULA_COLUMNS), "vat.csv": ",".join(VAT_CO
     ("formulas.csv", "F1,2021-01-01,,exw,x\n", "formulas.csv:2: valid_to '' is not a YYYY-MM-DD date"),
     ("formulas.csv", "F1,2021-01-01,2027-12-31,exw\n", "formulas.csv:2: 4 cells, the header names 5"),
     ("formulas.csv", "F1,2021-01-01,2027-12-31,exw,\n", "formulas.csv:2: legal_basis must be 1 to 1000 characters"),
+    ("formulas.csv", "F1,2021-01-01,2027-12-31,exw,Order 1, in force\n",
+     "formulas.csv:2: 6 cells, the header names 5 (quote a text that holds a comma)"),
     ("formulas.csv", "", "formulas.csv: no rows"),
     ("vat.csv", "V1,2021-01-01,2027-12-31,12.345,x\n", "vat.csv:2: rate_pct '12.345' is not a percentage"),
     ("vat.csv", "V1,2021-01-01,2027-12-31,101,x\n", "vat.csv:2: rate_pct '101' is not a percentage"),

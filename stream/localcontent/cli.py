@@ -79,6 +79,9 @@ def local_content(source, rules_dir, report_path, output):
     if report_path:
         from stream.localcontent.report import write_report
 
-        pages = write_report(products, report_path)
+        try:
+            pages = write_report(products, report_path)
+        except OSError as exc:  # the answers are out already; say why the file is not
+            raise click.ClickException(f"{report_path}: the report cannot be written ({exc.strerror or exc})") from None
         click.echo(f"{report_path}: {pages} page(s) for {counts['answers']} product(s), "
                    f"{counts['rejections']} line(s) rejected", err=True)

@@ -81,7 +81,11 @@ def _date(text: str, column: str, where: str) -> dt.date:
 def _rows(path: Path, columns: tuple[str, ...]):
     """The shared CSV reader, with unreadable files refused as RulesError like every other fault."""
     try:
-        yield from rows_of(path, columns, RulesError)
+        for line, row in rows_of(path, columns, RulesError):
+            if None in row:  # csv.DictReader files the cells past the header under None: a stray comma
+                raise RulesError(f"{path}:{line}: {len(row) - 1 + len(row[None])} cells, the header names "
+                                 f"{len(row) - 1} (quote a text that holds a comma)")
+            yield line, row
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise RulesError(f"{path}: cannot be read as UTF-8 CSV ({type(exc).__name__}: {str(exc)[:120]})") from None
 
