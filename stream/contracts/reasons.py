@@ -38,6 +38,7 @@ REASONS: dict[str, str] = {
 
 # -- feed hardening (the shared pipeline) --
 RUNTIME_REASONS: dict[str, str] = {
+    "too_large": "the message is larger than the page limit (CUSTOMS_PAGE_BYTES); refused before it was read",
 }
 
 # -- post-release control: audit cases and events (stream/audit) --

@@ -62,7 +62,7 @@ def table_of(domain: Domain) -> str:
 
 
 def install(app, domain: Domain, *, outputs: Outputs, partitions: int, tick_seconds: float, max_in_flight: int,
-            bootstrap: str | None = None, metrics: Any = None) -> Pipeline:
+            bootstrap: str | None = None, metrics: Any = None, max_input_bytes: int | None = None) -> Pipeline:
     """Declare the domain's table, agent, timer and rebalance hooks on a Faust app, and its routes
     on the web server (``domain.routes(app)``, when it has them). With ``bootstrap``, holes in the
     input offsets are checked against the broker (continuity.py)."""
@@ -84,7 +84,7 @@ def install(app, domain: Domain, *, outputs: Outputs, partitions: int, tick_seco
 
     continuity = Continuity(seek, BrokerProbe(bootstrap) if bootstrap else None, position, metrics=metrics)
     pipeline = Pipeline(domain, outputs=outputs, write_record=write_record, records=lambda: table.data,
-                        max_in_flight=max_in_flight, continuity=continuity)
+                        max_in_flight=max_in_flight, continuity=continuity, max_input_bytes=max_input_bytes)
     channel = app.topic(*inputs, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw",
                         partitions=partitions)
 
@@ -142,7 +142,7 @@ def install_all(app, domains, *, outputs: Outputs, cfg, bootstrap: str, metrics:
     quarantine.install(metrics)
     pipelines = {domain.name: install(app, domain, outputs=outputs, partitions=cfg.partitions,
                                       tick_seconds=tick_seconds, max_in_flight=cfg.pages_in_flight,
-                                      bootstrap=bootstrap, metrics=metrics)
+                                      bootstrap=bootstrap, metrics=metrics, max_input_bytes=cfg.page_bytes)
                  for domain in domains}
 
     @app.task

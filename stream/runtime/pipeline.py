@@ -65,13 +65,14 @@ class Pipeline:
 
     def __init__(self, domain: Domain, *, outputs: Outputs, write_record: Callable[[int, bytes, bytes], None],
                  records: Callable[[], Any], max_in_flight: int, continuity: Continuity | None = None,
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time, max_input_bytes: int | None = None):
         self.domain = domain
         self.outputs = outputs
         self.write_record = write_record
         self.records = records
         self.continuity = continuity
         self.clock = clock
+        self.max_input_bytes = max_input_bytes  # larger input messages are refused unread (too_large)
         self.rejections_topic = getattr(domain, "rejections", REJECTIONS)
         self.states: dict[int, PartitionState] = {}
         self.lock = asyncio.Lock()
@@ -129,6 +130,10 @@ class Pipeline:
 
     def _handle(self, state: PartitionState, topic: str, partition: int, offset: int, key: bytes | None,
                 value: bytes | None) -> Delivery:
+        limit = self.max_input_bytes
+        if limit is not None and value is not None and len(value) > limit:
+            detail = f"message at {topic}[{partition}]@{offset} has {len(value)} bytes, more than the {limit} allowed"
+            return self._prepare(state, partition, self._rejected("too_large", detail), topic, offset)
         try:
             effects = self.domain.handle(state.state, topic, key, value, self.clock())
             problem = self.outputs.oversized(effects.outputs)
@@ -139,8 +144,11 @@ class Pipeline:
             log.exception("%s: %s[%d]@%d failed", self.domain.name, topic, partition, offset)
             detail = (f"message at {topic}[{partition}]@{offset} could not be processed: "
                       f"{type(exc).__name__}: {exc}")[:500]
-            failed = Effects({self.rejections_topic: [(None, orjson.dumps(rejection(None, "internal_error", detail)))]})
-            return self._prepare(state, partition, failed, topic, offset)
+            return self._prepare(state, partition, self._rejected("internal_error", detail), topic, offset)
+
+    def _rejected(self, reason: str, detail: str) -> Effects:
+        """A whole input message refused by the runtime: one rejection, the state unchanged."""
+        return Effects({self.rejections_topic: [(None, orjson.dumps(rejection(None, reason, detail)))]})
 
     async def tick(self) -> None:
         """The domain's timer work on every partition this worker holds, then its gauges."""
