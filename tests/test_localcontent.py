@@ -111,6 +111,7 @@ def test_all_domestic_materials_give_one_hundred_percent():
     answer = answered(request(materials=[{"name": "pine", "origin": "KZ", "cost": "500000.00"}]))
     assert answer["share_exw_pct"] == answer["share_production_cost_pct"] == "100.00"
     assert answer["foreign_materials_cost"] == "0.00" and answer["eligible"] is True
+    assert "leaves the share as it is" in answer["explanation"]
 
 
 def test_no_materials_at_all_is_all_domestic():

@@ -75,13 +75,14 @@ def _explanation(doc: dict, answer: dict, figures: dict, rules: LocalContentRule
     change = Decimal(share_of["production_cost"]) - Decimal(share_of["exw"])
     moved = f"{'down' if change < 0 else 'up'} {_pct(abs(change))} points"
     if formula == "production_cost":
+        effect = f"moves the share {moved}" if change else "leaves the share as it is"
         sentences.append(f"The former formula on the {exw} gives {share_of['exw']}%: dropping VAT and margin "
-                         f"from the denominator moves the share {moved}.")
+                         f"from the denominator {effect}.")
     else:
         switch = next((day for day, name in rules.formula_switches() if name == "production_cost"), None)
         since = f" in force from {switch}" if switch is not None else ""
         sentences.append(f"Here the {exw}. The production-cost formula{since} (no VAT, no margin in the "
-                         f"denominator) gives {share_of['production_cost']}%, {moved}.")
+                         f"denominator) gives {share_of['production_cost']}%, {moved if change else 'the same'}.")
     if answer["threshold_pct"] is None:
         sentences.append(f"No threshold is known for product type {doc['product_type']!r} on this date, so "
                          f"eligibility is not decided.")
