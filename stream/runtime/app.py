@@ -63,6 +63,8 @@ def table_of(domain: Domain) -> str:
 
 def install(app, domain: Domain, *, outputs: Outputs, partitions: int, tick_seconds: float, max_in_flight: int,
             bootstrap: str | None = None, metrics: Any = None, max_input_bytes: int | None = None) -> Pipeline:
+    # ``max_input_bytes`` (CUSTOMS_PAGE_BYTES) also bounds a changelog message: the Faust producer
+    # takes a page plus 1 MiB (faust_app), so a record larger than a page is written in parts
     """Declare the domain's table, agent, timer and rebalance hooks on a Faust app, and its routes
     on the web server (``domain.routes(app)``, when it has them). With ``bootstrap``, holes in the
     input offsets are checked against the broker (continuity.py)."""
@@ -84,7 +86,8 @@ def install(app, domain: Domain, *, outputs: Outputs, partitions: int, tick_seco
 
     continuity = Continuity(seek, BrokerProbe(bootstrap) if bootstrap else None, position, metrics=metrics)
     pipeline = Pipeline(domain, outputs=outputs, write_record=write_record, records=lambda: table.data,
-                        max_in_flight=max_in_flight, continuity=continuity, max_input_bytes=max_input_bytes)
+                        max_in_flight=max_in_flight, continuity=continuity, max_input_bytes=max_input_bytes,
+                        max_record_bytes=max_input_bytes)
     channel = app.topic(*inputs, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw",
                         partitions=partitions)
 

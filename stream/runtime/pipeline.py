@@ -39,7 +39,7 @@ from stream.runtime import quarantine
 from stream.runtime.continuity import Continuity
 from stream.runtime.domain import Domain, Effects
 from stream.runtime.producer import Messages, Outputs
-from stream.runtime.state import PartitionState, record_key
+from stream.runtime.state import PartitionState, decode_records, encode_record
 from stream.runtime.topics import REJECTIONS
 
 log = logging.getLogger(__name__)
@@ -53,8 +53,7 @@ class Delivery:
     """A handled input message (or tick) on its way out: outputs sent, record not yet written."""
     partition: int
     per_topic: Messages
-    record_key: bytes | None = None
-    record_value: bytes | None = None
+    records: list[tuple[bytes, bytes]] = field(default_factory=list)  # changelog messages: (key, value)
     ack: Callable[[], Awaitable[Any]] | None = None
     counts: Any = None  # for Domain.on_delivered
     futures: list | None = field(default_factory=list)  # None: to be sent (again)
@@ -65,7 +64,8 @@ class Pipeline:
 
     def __init__(self, domain: Domain, *, outputs: Outputs, write_record: Callable[[int, bytes, bytes], None],
                  records: Callable[[], Any], max_in_flight: int, continuity: Continuity | None = None,
-                 clock: Callable[[], float] = time.time, max_input_bytes: int | None = None):
+                 clock: Callable[[], float] = time.time, max_input_bytes: int | None = None,
+                 max_record_bytes: int | None = None):
         self.domain = domain
         self.outputs = outputs
         self.write_record = write_record
@@ -73,6 +73,7 @@ class Pipeline:
         self.continuity = continuity
         self.clock = clock
         self.max_input_bytes = max_input_bytes  # larger input messages are refused unread (too_large)
+        self.max_record_bytes = max_record_bytes  # larger records are written in parts (state.py)
         self.rejections_topic = getattr(domain, "rejections", REJECTIONS)
         self.states: dict[int, PartitionState] = {}
         self.lock = asyncio.Lock()
@@ -94,8 +95,8 @@ class Pipeline:
         prefix = f"{partition}:".encode()
         state = PartitionState(lambda: self.domain.new_state(partition))
         records = self.records()
-        for key in sorted(k for k in list(records.keys()) if k.startswith(prefix)):
-            state.apply_record(orjson.loads(records[key]))
+        for record in decode_records((k, records[k]) for k in list(records.keys()) if k.startswith(prefix)):
+            state.apply_record(record)
         if state.seq:
             log.info("%s partition %d: state rebuilt from %d records", self.domain.name, partition, state.seq)
         return state
@@ -198,8 +199,7 @@ class Pipeline:
         delivery = Delivery(partition, {t: m for t, m in effects.outputs.items() if m}, counts=effects.counts)
         if topic is not None or effects.body is not None:
             record = state.next_record(effects.body, topic, offset)
-            delivery.record_key = record_key(partition, record["seq"])
-            delivery.record_value = orjson.dumps(record)
+            delivery.records = encode_record(partition, record, self.max_record_bytes)
             state.apply_record(record)  # last: the next message reads it
         return delivery
 
@@ -258,8 +258,8 @@ class Pipeline:
                             delivery.partition, type(exc).__name__, exc, attempt)
                 await asyncio.sleep(min(0.05 * 2 ** attempt, 5.0))
                 delivery.futures = None
-        if delivery.record_key is not None:
-            self.write_record(delivery.partition, delivery.record_key, delivery.record_value)
+        for key, value in delivery.records:  # a record in parts: the parts, then its head
+            self.write_record(delivery.partition, key, value)
         if delivery.ack is not None:
             await delivery.ack()
         if delivery.counts is not None:

@@ -11,15 +11,29 @@ A record (schemas/state-record-2.json) is one changelog message:
 - ``body`` is what the domain's ``State.apply`` takes (absent: only offsets moved);
 - ``"snapshot": true`` marks a body that rebuilds the whole state: it replaces what came before.
 
+A record larger than the changelog's message limit (a backlog settled at once, a big page) is
+written in parts, applied together or not at all (`encode_record`, `decode_records`): parts
+``<key>.0000``, ``<key>.0001``, ... each carry a slice of the record's JSON text, then the head
+``<key>`` names how many parts and the digest of the whole. The head is written last (after every
+part), so a head on the changelog means its parts went before it; a record whose parts do not add
+up to the head's digest (the worker died while they went out, before its input was acknowledged)
+is not applied, and its input is handled again.
+
 Version 1 (the warehouse before the runtime) had no envelope: the record was the body with ``seq``
 and ``src`` ([topic, offset]) or ``offsets`` beside the body's keys. It is still read, so a worker
 upgraded over an old changelog recovers the same stock (tests/test_state_record.py replays one).
 """
 from __future__ import annotations
 
-from typing import Callable
+import hashlib
+import logging
+from typing import Callable, Iterable, Iterator
+
+import orjson
 
 from stream.runtime.domain import State
+
+log = logging.getLogger(__name__)
 
 RECORD_VERSION = 2
 _V1_ENVELOPE = ("seq", "src", "offsets")
@@ -32,6 +46,61 @@ class UnknownRecordVersion(ValueError):
 def record_key(partition: int, seq: int) -> bytes:
     """The table key of a record: sorted by key, a partition's records are in seq order."""
     return f"{partition}:{seq:012d}".encode()
+
+
+def _utf8_slices(data: bytes, size: int) -> Iterator[bytes]:
+    """``data`` in slices of at most ``size`` bytes, never cutting a UTF-8 character."""
+    start = 0
+    while start < len(data):
+        stop = min(start + size, len(data))
+        while stop < len(data) and stop > start + 1 and data[stop] & 0xC0 == 0x80:
+            stop -= 1  # a continuation byte: the character began before
+        yield data[start:stop]
+        start = stop
+
+
+def encode_record(partition: int, record: dict, limit: int | None = None) -> list[tuple[bytes, bytes]]:
+    """The changelog messages (key, value) of a record, in the order to write them: the record
+    itself, or its parts and then its head when it is larger than ``limit`` bytes."""
+    value = orjson.dumps(record)
+    key = record_key(partition, record["seq"])
+    if limit is None or len(value) <= limit:
+        return [(key, value)]
+    digest = hashlib.blake2b(value, digest_size=16).hexdigest()
+    # a slice is written as a JSON string, where quotes and backslashes are escaped: half the limit
+    slices = list(_utf8_slices(value, max(limit // 2 - 200, 64)))
+    messages = [(key + b".%04d" % i, orjson.dumps({"v": RECORD_VERSION, "seq": record["seq"], "part": i,
+                                                    "digest": digest, "text": piece.decode()}))
+                for i, piece in enumerate(slices)]
+    messages.append((key, orjson.dumps({"v": RECORD_VERSION, "seq": record["seq"], "parts": len(slices),
+                                        "digest": digest})))
+    return messages
+
+
+def decode_records(messages: Iterable[tuple[bytes, bytes]]) -> Iterator[dict]:
+    """The records of one partition's changelog messages, in seq order; a record in parts is joined,
+    and the first one whose parts are incomplete ends the replay (nothing after it can be right)."""
+    heads, parts = [], {}
+    for key, value in messages:
+        if b"." in key:
+            parts[key] = value
+        else:
+            heads.append((key, value))
+    for key, value in sorted(heads):
+        record = orjson.loads(value)
+        if "parts" in record:
+            pieces = [parts.get(key + b".%04d" % i) for i in range(record["parts"])]
+            texts = [orjson.loads(piece) if piece is not None else None for piece in pieces]
+            if any(t is None or t.get("digest") != record["digest"] for t in texts):
+                log.warning("record %s: %d parts announced, not all written; replay stops before it",
+                            key.decode(), record["parts"])
+                return
+            whole = "".join(t["text"] for t in texts).encode()
+            if hashlib.blake2b(whole, digest_size=16).hexdigest() != record["digest"]:
+                log.warning("record %s: its parts do not match its digest; replay stops before it", key.decode())
+                return
+            record = orjson.loads(whole)
+        yield record
 
 
 def envelope_of(record: dict) -> tuple[int, dict[str, int], dict | None, bool]:
