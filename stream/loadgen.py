@@ -333,7 +333,7 @@ def _risk_catalogue(cfg: RiskFeedConfig, rng: random.Random) -> list[dict]:
         band = rng.randrange(SUBCODE_BANDS)
         lo = plo * (phi / plo) ** (band / SUBCODE_BANDS)
         hi = plo * (phi / plo) ** ((band + 1) / SUBCODE_BANDS)
-        code = (hs[:4] + f"{band + 1:02d}" + "0000") if len(hs) < 10 else hs[:8] + f"{band + 1:02d}"
+        code = (hs + "0000")[:6] + f"{band + 1:02d}00" if len(hs) < 10 else hs[:8] + f"{band + 1:02d}"
         noun = nouns[band % len(nouns)]
         skus.append({
             "sku": f"RK-{100000 + i}", "hs_code": code, "heading": hs, "category": category,
@@ -361,7 +361,9 @@ def risk_feed(cfg: RiskFeedConfig, assessor=None) -> Iterator[tuple[dict, Truth]
     rng = random.Random(cfg.seed)
     skus = _risk_catalogue(cfg, rng)
     popularity = list(itertools.accumulate(1.0 / (rank + 1) ** 0.8 for rank in range(len(skus))))
-    expensive = sorted(skus, key=lambda s: -s["usd_cents"])[: max(1, len(skus) // 4)]
+    expensive = [s for s in skus if s["usd_cents"] >= 6000] or skus  # worth undervaluing or splitting
+    cheap = [s for s in skus if s["usd_cents"] <= 3000]
+    mid_priced = [s for s in skus if 6000 <= s["usd_cents"] < 19000] or skus  # a split consignment's parts
     by_weight_duty = [s for s in skus if s["heading"][:4] in KG_DUTY_HEADINGS]
     start = dt.datetime.fromisoformat(cfg.start)
     step = cfg.days * 86400 / cfg.declarations
@@ -403,7 +405,7 @@ def risk_feed(cfg: RiskFeedConfig, assessor=None) -> Iterator[tuple[dict, Truth]
         roll = rng.random()
         flow = "parcel" if rng.random() < cfg.parcel_share else "warehouse"
         if flow == "parcel" and roll < cfg.splitting_rate:
-            planted = _plant_split(cfg, rng, made, expensive, request, marketplace, iins, total)
+            planted = _plant_split(cfg, rng, made, mid_priced, request, marketplace, iins, total)
             if planted:
                 first, rest = planted[0], planted[1:]
                 pending.extend(rest)
@@ -415,13 +417,14 @@ def risk_feed(cfg: RiskFeedConfig, assessor=None) -> Iterator[tuple[dict, Truth]
         iin = rng.choice(frequent) if rng.random() < cfg.frequent_share else rng.choice(iins)
         buying_often = iin in frequent_set
         k = 1 if buying_often else min(1 + int(rng.expovariate(1.2)), 5)
-        picks = rng.choices(skus, cum_weights=popularity, k=k)
+        if buying_often:  # small everyday parcels
+            picks = [rng.choice(cheap)]
+        else:
+            picks = rng.choices(skus, cum_weights=popularity, k=k)
         lines = []
         for sku in {s["sku"]: s for s in picks}.values():
             qty = 1 if rng.random() < 0.8 else rng.randint(2, 4)
             price = int(sku["usd_cents"] * math.exp(rng.gauss(0.0, cfg.price_noise)))
-            if buying_often:
-                price = min(price, 3000)  # small everyday parcels
             lines.append(_line(sku, qty, price))
         doc = request(made, flow, lines, iin, marketplace)
         fraud, revenue = None, 0
@@ -453,14 +456,14 @@ def _plant(fraud: str, doc: dict, rng: random.Random, expensive: list[dict], by_
     planted = orjson.loads(orjson.dumps(doc))
     lines = planted["lines"]
     if fraud == "undervaluation":
-        if rng.random() < 0.7:  # fraudsters undervalue what is worth it
+        if rng.random() < 0.6:  # fraudsters undervalue what is worth it
             sku = rng.choice(expensive)
             price = int(sku["usd_cents"] * math.exp(rng.gauss(0.0, 0.12)))
             lines[0] = _line(sku, 1, price)
             doc["lines"][0] = dict(lines[0])
         line = lines[0]
         cents = int(Decimal(line["unit_price"]) * 100)
-        line["unit_price"] = format_tiyn(max(1, int(cents * rng.uniform(0.12, 0.45))))
+        line["unit_price"] = format_tiyn(max(1, int(cents * rng.uniform(0.08, 0.4))))
         return planted
     if fraud == "misclassification":
         if planted["flow"] != "warehouse":
@@ -483,7 +486,7 @@ def _plant(fraud: str, doc: dict, rng: random.Random, expensive: list[dict], by_
     return None
 
 
-def _plant_split(cfg, rng, made, expensive, request, marketplace, iins, total):
+def _plant_split(cfg, rng, made, mid_priced, request, marketplace, iins, total):
     """A consignment over the duty-free threshold sent as 2-4 parcels each under it, over a day or two.
 
     Returns [(request, marginal revenue)] for the parcels in sending order, or None when the draw does
@@ -493,9 +496,8 @@ def _plant_split(cfg, rng, made, expensive, request, marketplace, iins, total):
     parts = rng.randint(2, 4)
     lines = []
     for _ in range(parts):
-        sku = rng.choice(expensive)
-        price = min(int(sku["usd_cents"] * math.exp(rng.gauss(0.0, cfg.price_noise))), 19_000)
-        lines.append(_line(sku, 1, price))
+        sku = rng.choice(mid_priced)
+        lines.append(_line(sku, 1, int(sku["usd_cents"] * math.exp(rng.gauss(0.0, cfg.price_noise)))))
     docs = [request(made + j, "parcel", [line], iin, marketplace) for j, line in enumerate(lines)]
     for j, doc in enumerate(docs):
         doc["order_id"] = f"RK-{cfg.seed}-{made:08d}-{j}"

@@ -145,7 +145,7 @@ def table(result: dict) -> str:
 
 
 @click.command("risk")
-@click.option("--declarations", default=40_000, show_default=True, help="declarations in the generated feed")
+@click.option("--declarations", default=20_000, show_default=True, help="declarations in the generated feed")
 @click.option("--seed", default=HOLDOUT_SEED, show_default=True,
               help=f"feed seed ({HOLDOUT_SEED}: the holdout; {', '.join(map(str, TUNING_SEEDS))} tuned the profile)")
 @click.option("--warmup", default=0.2, show_default=True, type=click.FloatRange(0, 0.9),

@@ -65,32 +65,45 @@ class Index:
 
 
 def log_spread(quartiles: tuple[float, float, float], floor: float) -> float:
-    """A robust standard deviation of log values: the interquartile range of a normal is 1.349 sigma."""
-    p25, _, p75 = quartiles
-    return max((math.log(p75) - math.log(p25)) / 1.349, floor)
+    """A robust standard deviation of log values from the upper half alone (median to 75th percentile is
+    0.6745 sigma of a normal). Fraud pushes declared values and weights down only, so the lower half of
+    an index fed by the stream holds its undetected frauds; the upper half stays honest."""
+    _, median, p75 = quartiles
+    return max((math.log(p75) - math.log(median)) / 0.6745, floor)
+
+
+# The fallback chain, most specific first: the code from this origin, the code from anywhere, the
+# heading from this origin, the heading from anywhere. The first with enough samples is the index.
+LEVELS = ("code+origin", "code", "heading+origin", "heading")
 
 
 class Indices:
-    """All indices of a partition, by key (``"c:<code>|<origin>"`` or ``"h:<heading>|<origin>"``)."""
+    """All indices of a partition, by key: ``"c:<code>|<origin>"``, ``"c:<code>|*"``, ``"h:<heading>|<origin>"``
+    and ``"h:<heading>|*"``."""
 
     def __init__(self):
         self.values: dict[str, Index] = {}   # tiyn per unit
         self.weights: dict[str, Index] = {}  # micro-kg per unit
 
     @staticmethod
-    def keys(hs_code: str, origin: str) -> tuple[str, str]:
-        return f"c:{hs_code}|{origin}", f"h:{hs_code[:4]}|{origin}"
+    def keys(hs_code: str, origin: str) -> tuple[str, str, str, str]:
+        """The index keys of a line, in the order of LEVELS (a 4-digit code is its own heading)."""
+        heading = hs_code[:4]
+        return f"c:{hs_code}|{origin}", f"c:{hs_code}|*", f"h:{heading}|{origin}", f"h:{heading}|*"
 
     def pick(self, table: dict[str, Index], hs_code: str, origin: str, min_samples: int) -> tuple[str, Index] | None:
-        """The code's index while it has enough samples, else its heading's; None when neither has."""
-        for key in self.keys(hs_code, origin):
+        """(level, index): the most specific index with at least ``min_samples``; None when none has."""
+        for level, key in zip(LEVELS, self.keys(hs_code, origin)):
             index = table.get(key)
             if index is not None and index.count >= min_samples:
-                return key, index
+                return level, index
         return None
 
-    def add(self, key: str, value_bin: int, weight_bin: int) -> None:
+    def add(self, key: str, value_bin: int | None, weight_bin: int | None) -> None:
+        """Learn one line's bins (None: that fact is not learned, e.g. it was found suspicious)."""
         for table, b in ((self.values, value_bin), (self.weights, weight_bin)):
+            if b is None:
+                continue
             index = table.get(key)
             if index is None:
                 index = table[key] = Index()

@@ -38,6 +38,7 @@ class Profile:
     valid_from: dt.date
     valid_to: dt.date
     min_samples: int
+    heading_confidence: Decimal  # a heading's index mixes codes of different price levels: its findings weigh less
     undervaluation: IndexRule
     weight_mismatch: IndexRule
     min_classifier_confidence: Decimal
@@ -119,6 +120,7 @@ def _parse(entry: object, where: str) -> Profile:
         valid_from=_date(entry.get("valid_from"), dt.date.min, f"{where}.valid_from"),
         valid_to=_date(entry.get("valid_to"), dt.date.max, f"{where}.valid_to"),
         min_samples=_int(index, "min_samples", where + ".index", 1),
+        heading_confidence=_decimal(index, "heading_confidence", where + ".index", "0", "1"),
         undervaluation=_index_rule(entry, "undervaluation", where),
         weight_mismatch=_index_rule(entry, "weight_mismatch", where),
         min_classifier_confidence=_decimal(_section(entry, "misclassification", where), "min_confidence",

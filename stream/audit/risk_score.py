@@ -240,12 +240,28 @@ class Scorer:
         body = {
             "id": decl["declaration_id"], "digest": digest, "day": ordinal,
             "keep": [profile.split_window_days, profile.trader_window_days],
-            "index": [[key, bin_of(_per_unit(line.value, line.qty)), bin_of(_per_unit(line.weight6, line.qty))]
-                      for line in lines for key in Indices.keys(line.hs_code, line.origin)],
+            "index": self._learned(lines, hits),
             "parcel": self._parcel_entry(decl, lines, ordinal, threshold, profile),
             "traders": traders, "hit": 1 if found else 0, "selected": selected,
         }
         return Decision(output, body)
+
+    @staticmethod
+    def _learned(lines: list[_Line], hits: list[_Hit]) -> list[list]:
+        """The bins this declaration teaches the indices. A fact found suspicious is not learned (an index
+        fed its own frauds drifts towards them); a misclassified line teaches nothing of its declared code."""
+        suspicious = {(h.line, h.indicator) for h in hits if h.line is not None}
+        out = []
+        for line in lines:
+            if (line.index, "misclassification") in suspicious:
+                continue
+            value_bin = None if (line.index, "undervaluation") in suspicious else bin_of(_per_unit(line.value, line.qty))
+            weight_bin = None if (line.index, "weight_mismatch") in suspicious else bin_of(
+                _per_unit(line.weight6, line.qty))
+            if value_bin is None and weight_bin is None:
+                continue
+            out.extend([key, value_bin, weight_bin] for key in Indices.keys(line.hs_code, line.origin))
+        return out
 
     # -- line indicators --------------------------------------------------------------------------------
 
@@ -258,7 +274,7 @@ class Scorer:
             picked = indices.pick(table, line.hs_code, line.origin, profile.min_samples)
             if picked is None:
                 continue
-            key, index = picked
+            level, index = picked
             quartiles = index.quartiles()
             median = quartiles[1]
             per_unit = max(amount / line.qty, 1.0)
@@ -274,9 +290,12 @@ class Scorer:
                 evidence = {"unit_weight_kg": format_micro(_round_float(per_unit), 0),
                             "index_median_kg": format_micro(corrected, 0)}
             evidence.update({"ratio": _ratio_text(ratio), "z": _ratio_text(z), "samples": index.count,
-                             "index": "code" if key.startswith("c:") else "heading"})
+                             "index": level})
             field = "value" if indicator == "undervaluation" else "weight6"
-            hits.append(_Hit(indicator, line.index, min(1.0, z / float(rule.full_z)), evidence,
+            confidence = min(1.0, z / float(rule.full_z))
+            if level.startswith("heading"):
+                confidence *= float(profile.heading_confidence)
+            hits.append(_Hit(indicator, line.index, confidence, evidence,
                              (line.index, field, corrected * line.qty)))
         classified = raw.get("hs_classified")
         if classified is not None and classified[:4] != line.hs_code[:4]:
