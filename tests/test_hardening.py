@@ -108,3 +108,37 @@ def test_every_changelog_message_of_a_split_record_is_what_the_schema_says():
         for _, key, value in h.changelog:
             validator.validate(json.loads(value))
         assert sum(b"." in key for _, key, _ in h.changelog) > 1
+
+
+# -- 7: the cost of a manifest does not grow with the pending backlog ------------------------------
+
+def test_a_manifest_retries_only_the_pending_orders_waiting_for_what_it_brought():
+    with DomainHarness(warehouse()) as h:
+        h.feed("orders", {"schema": "page/1", "items": [order(f"Q-{i}", ("ELSEWHERE", 1)) for i in range(500)]})
+        h.feed("orders", {"schema": "page/1", "items": [order("Q-b1", ("B", 1)), order("Q-b2", ("B", 2), ("C", 1))]})
+        stock = h.state()
+        assert len(stock.pending) == 502
+        txn = stock.begin(1.0)
+        txn.receive(manifest("M-B", ("B", 5)))
+        txn.retry_pending(txn.received_keys())
+        assert txn.examined == 2  # the orders waiting for B, not the 500 waiting for something else
+        assert [c.order["order_id"] for c in txn.candidates] == ["Q-b1"]  # Q-b2 still lacks C
+        h.feed("goods.inbound", manifest("M-B", ("B", 5)))
+        assert [d["order_id"] for d in h.sent("declarations")] == ["Q-b1"]
+        h.feed("goods.inbound", manifest("M-C", ("C", 5)))
+        assert [d["order_id"] for d in h.sent("declarations")] == ["Q-b1", "Q-b2"]
+        assert h.recovered().state.waiting_for(("KZ-ALA-CW-01", "ELSEWHERE")) == h.state().waiting_for(
+            ("KZ-ALA-CW-01", "ELSEWHERE"))
+
+
+def test_expiry_looks_only_at_the_orders_old_enough():
+    with DomainHarness(warehouse(hold_seconds=100.0)) as h:
+        for n in range(5):
+            h.now = float(n * 100)
+            h.feed("orders", {"schema": "page/1", "items": [order(f"E-{n}-{i}", ("NONE", 1)) for i in range(50)]})
+        stock = h.state()
+        txn = stock.begin(250.0)
+        txn.expire(100.0)
+        assert txn.examined == 101  # 100 old enough, and the first one that is not
+        h.tick(now=250.0)
+        assert len(h.sent("rejections")) == 100 and len(h.state().pending) == 150

@@ -105,7 +105,7 @@ class WarehouseDomain:
         txn = state.begin(now)
         parse_message(value, topic, txn)
         if topic == INBOUND:
-            txn.retry_pending()
+            txn.retry_pending(txn.received_keys())
         effects = self._decide(txn, page=True)
         if self.metrics is not None:
             kind = "manifest" if topic == INBOUND else "order"

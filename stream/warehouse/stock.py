@@ -60,6 +60,10 @@ class Stock:
         self.manifests: dict[str, str] = {}          # manifest_id -> digest
         self.orders: dict[str, tuple[str, str]] = {}  # order_id -> (status, digest)
         self.pending: dict[str, tuple[float, dict]] = {}  # order_id -> (since, order), FIFO
+        # derived from pending (not in the body): per (warehouse, sku), the pending orders needing it, FIFO
+        self._waiting: dict[tuple[str, str], dict[str, None]] = {}
+        self._rank: dict[str, int] = {}  # order_id -> its place in the FIFO
+        self._next_rank = 0
         self.seq = 0  # stock transactions applied: every input message and every tick that moved something
 
     def on_hand(self, key: tuple[str, str]) -> int:
@@ -100,10 +104,41 @@ class Stock:
         for order_id, (status, dig) in body.get("o", {}).items():
             self.orders[order_id] = (status, dig)
         for order_id in body.get("pdel", ()):
-            self.pending.pop(order_id, None)
+            found = self.pending.pop(order_id, None)
+            if found is not None:
+                self._unindex(order_id, found[1])
         for order_id, (since, order) in body.get("padd", {}).items():
+            if order_id in self.pending:
+                self._unindex(order_id, self.pending[order_id][1])
             self.pending[order_id] = (since, order)
+            self._index(order_id, order)
         self.seq = body["seq"] if "seq" in body else self.seq + 1
+
+    def _index(self, order_id: str, order: dict) -> None:
+        self._rank[order_id] = self._next_rank
+        self._next_rank += 1
+        for key in _need(order):
+            self._waiting.setdefault(key, {})[order_id] = None
+
+    def _unindex(self, order_id: str, order: dict) -> None:
+        self._rank.pop(order_id, None)
+        for key in _need(order):
+            waiting = self._waiting.get(key)
+            if waiting is not None:
+                waiting.pop(order_id, None)
+                if not waiting:
+                    del self._waiting[key]
+
+    def waiting_for(self, key: tuple[str, str]) -> list[str]:
+        """The pending orders that need ``key`` (warehouse, sku), oldest first."""
+        return list(self._waiting.get(key, ()))
+
+    def pending_needing(self, keys) -> list[str]:
+        """The pending orders that need any of ``keys``, in FIFO order."""
+        found: dict[str, None] = {}
+        for key in keys:
+            found.update(self._waiting.get(key, {}))
+        return sorted(found, key=self._rank.__getitem__)
 
     def snapshot(self) -> dict:
         """A body that rebuilds this whole state on an empty Stock (for compaction and tests)."""
@@ -158,6 +193,7 @@ class Txn:
         self.out = Outcome()
         self.manifest_lines = 0
         self.order_lines = 0
+        self.examined = 0  # pending orders looked at by retry_pending and expire (their cost)
         # available units per key, computed once per transaction and kept current as recv, decl
         # and reserved change (received + recv - declared - decl - reserved)
         self._avail: dict[tuple[str, str], int] = {}
@@ -256,20 +292,35 @@ class Txn:
             avail[key] -= qty
         return True
 
-    def retry_pending(self) -> None:
-        """Pending orders (oldest first) that the stock now covers become candidates."""
-        if not self.stock.pending:
+    def received_keys(self):
+        """The (warehouse, sku) this transaction received goods for."""
+        return self.recv.keys()
+
+    def retry_pending(self, keys=None) -> None:
+        """Pending orders (oldest first) that the stock now covers become candidates: those that
+        need one of ``keys`` (what a manifest brought; the index in the stock finds them without
+        walking the backlog), or every pending order when ``keys`` is None (the timer)."""
+        stock = self.stock
+        if not stock.pending:
             return
-        for oid, (since, order) in self.stock.pending.items():
+        pending = stock.pending
+        order_ids = pending if keys is None else stock.pending_needing(keys)
+        for oid in order_ids:
+            self.examined += 1
+            order = pending[oid][1]
             need = _need(order)
             if self._reserve(need):
-                self.candidates.append(Candidate(order, need, self.stock.orders[oid][1], True))
+                self.candidates.append(Candidate(order, need, stock.orders[oid][1], True))
 
     def expire(self, hold_seconds: float) -> None:
-        """Pending orders that waited the hold time (and are not candidates now) are rejected."""
+        """Pending orders that waited the hold time (and are not candidates now) are rejected;
+        only the ones old enough are looked at."""
         chosen = {c.order["order_id"] for c in self.candidates}
         for oid, (since, order) in self.stock.pending.items():
-            if oid in chosen or self.now - since < hold_seconds:
+            self.examined += 1
+            if self.now - since < hold_seconds:
+                break  # pending is in arrival order: the rest waited less
+            if oid in chosen:
                 continue
             missing = [key for key in _need(order) if self._facts(key) is None]
             if missing:
