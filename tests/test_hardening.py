@@ -142,3 +142,24 @@ def test_expiry_looks_only_at_the_orders_old_enough():
         assert txn.examined == 101  # 100 old enough, and the first one that is not
         h.tick(now=250.0)
         assert len(h.sent("rejections")) == 100 and len(h.state().pending) == 150
+
+
+# -- 9: no buyer's data in a changelog record ------------------------------------------------------
+
+def test_pending_orders_keep_a_keyed_pseudonym_of_the_buyer_never_the_iin_or_the_name():
+    from stream.declaration.v2 import buyer_ref
+
+    secret = b"test-secret"
+    with DomainHarness(warehouse(buyer_secret=secret)) as h:
+        waiting = order("PD-1", ("LATER", 1))
+        waiting["buyer"] = {"iin": "880514300456", "name": "Zhanna K."}
+        h.feed("orders", waiting)
+        h.feed("goods.inbound", manifest("M-L", ("LATER", 1)))
+        h.tick(now=10.0)
+        for _, _, value in h.changelog:
+            assert b"880514300456" not in value and b"Zhanna" not in value
+        [pending_record] = [json.loads(v) for _, _, v in h.changelog if b"padd" in v]
+        kept = pending_record["body"]["padd"]["PD-1"][1]
+        assert "buyer" not in kept and kept["buyer_ref"] == buyer_ref("880514300456", secret)
+        assert [d["order_id"] for d in h.sent("declarations")] == ["PD-1"]
+        assert h.recovered().state.orders["PD-1"][0] == "D"

@@ -90,15 +90,17 @@ class WarehouseDomain:
     rejections = REJECTIONS
 
     def __init__(self, *, assess: Callable[[list[dict]], list[dict]], hold_seconds: float,
-                 metrics: Any = None, value_of: Callable[[int, str, str], int] | None = None):
+                 metrics: Any = None, value_of: Callable[[int, str, str], int] | None = None,
+                 buyer_secret: bytes | None = None):
         self.assess = assess
+        self.buyer_secret = buyer_secret  # None: CUSTOMS_BUYER_SECRET
         self.hold_seconds = hold_seconds
         self.tick_seconds = tick_seconds(hold_seconds)
         self.metrics = metrics
         self.value_of = value_of
 
     def new_state(self, partition: int) -> Stock:
-        return Stock(partition)
+        return Stock(partition, self.buyer_secret)
 
     def handle(self, state: Stock, topic: str, key: bytes | None, value: bytes | None, now: float) -> Effects:
         started = time.perf_counter()

@@ -52,8 +52,9 @@ def _need(order: dict) -> dict[tuple[str, str], int]:
 class Stock:
     """The state of one partition: stock per (warehouse, sku), goods facts, ids seen, pending orders."""
 
-    def __init__(self, partition: int = 0) -> None:
+    def __init__(self, partition: int = 0, buyer_secret: bytes | None = None) -> None:
         self.partition = partition  # of goods.inbound and orders: stock movements name it
+        self.buyer_secret = buyer_secret  # keys the buyer pseudonym of a pending order (None: the setting)
         self.received: dict[tuple[str, str], int] = {}
         self.declared: dict[tuple[str, str], int] = {}
         self.facts: dict[tuple[str, str], dict] = {}
@@ -274,7 +275,20 @@ class Txn:
             self.o[oid] = [PENDING, dig]  # settled below, in this same transaction
         else:
             self.o[oid] = [PENDING, dig]
-            self.padd[oid] = [self.now, order]
+            self.padd[oid] = [self.now, self._kept(order)]
+
+    def _kept(self, order: dict) -> dict:
+        """What a pending order keeps in the state (and so in the changelog): the order without its
+        buyer, whose IIN becomes a keyed pseudonym (buyer_ref = HMAC-SHA256, as declaration/2 has it)."""
+        buyer = order.get("buyer")
+        if buyer is None:
+            return order
+        from stream.declaration.v2 import buyer_ref, buyer_secret
+
+        kept = {k: v for k, v in order.items() if k != "buyer"}
+        secret = self.stock.buyer_secret if self.stock.buyer_secret is not None else buyer_secret()
+        kept["buyer_ref"] = buyer_ref(buyer["iin"], secret)
+        return kept
 
     def _reserve(self, need: dict[tuple[str, str], int]) -> bool:
         facts, known, avail = self.facts, self.stock.facts, self._avail
@@ -356,6 +370,8 @@ class Txn:
                        "ordered_at": order["ordered_at"], "marketplace": order["marketplace"], "lines": lines}
             if "buyer" in order:
                 request["buyer"] = order["buyer"]
+            elif "buyer_ref" in order:  # a pending order keeps only the pseudonym
+                request["buyer_ref"] = order["buyer_ref"]
             out.append(request)
         return out
 
