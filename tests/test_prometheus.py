@@ -51,8 +51,9 @@ def stop(process: subprocess.Popen) -> None:
 @pytest.fixture
 def exporter():
     port = free_port()
+    env = dict(os.environ, CUSTOMS_METRICS_WAREHOUSES="KZ-ALA-CW-01,KZ-AST-CW-02")  # labels of their own
     process = subprocess.Popen([sys.executable, "-c", EXPORTER, str(port)], stdout=subprocess.PIPE,
-                               stderr=subprocess.DEVNULL, text=True)
+                               stderr=subprocess.DEVNULL, text=True, env=env)
     try:
         assert process.stdout.readline().strip() == "serving"
         yield f"127.0.0.1:{port}"
@@ -160,17 +161,40 @@ def test_every_dashboard_query_runs_on_prometheus(prometheus):
                 assert result, f"{path.name}: no data for {expr}"
 
 
+def dashboard_queries():
+    """(dashboard file, panel title, PromQL) of every panel target and template query, every file."""
+    from pathlib import Path
+
+    from tests.test_dashboards import DASHBOARDS, expressions, panels
+
+    for path in DASHBOARDS:
+        dashboard = json.loads(Path(path).read_text())
+        titles = {t["expr"]: p.get("title", "") for p in panels(dashboard) for t in p.get("targets", [])}
+        for expr in expressions(dashboard):
+            yield Path(path).name, titles.get(expr, "(template variable)"), expr
+
+
+def as_instant_query(expr: str) -> str:
+    """A dashboard expression with Grafana's variables filled in as the dashboard would."""
+    if expr.startswith("label_values("):
+        return expr[len("label_values("):].split(",")[0].strip()
+    return expr.replace("$__rate_interval", "30s").replace('=~"$warehouse"', '=~".+"')
+
+
 @pytest.mark.broker
-def test_prometheus_scrapes_a_running_worker(broker, tmp_path):
-    """The real thing: a worker on the embedded broker declares a generated feed; Prometheus scrapes
-    its metrics port and returns the worker's declaration count and liabilities."""
+@pytest.mark.clickhouse
+def test_prometheus_scrapes_a_running_worker(broker, clickhouse_url, tmp_path):
+    """The real thing: a worker on the embedded broker declares a generated feed (its ClickHouse sink
+    on); Prometheus scrapes its metrics port and returns the worker's declaration count and
+    liabilities, and every panel of every dashboard in deploy/grafana/dashboards/ has data."""
     pytest.importorskip("stream.loadgen")
     if PROMETHEUS is None:
         pytest.skip("prometheus not installed")
     metrics_port = free_port()
     env = dict(os.environ, KAFKA_BROKER=broker.url, CUSTOMS_PARTITIONS=str(broker.partitions),
                CUSTOMS_METRICS_PORT=str(metrics_port), CUSTOMS_WEB_PORT=str(free_port()),
-               CUSTOMS_DATA_DIR=str(tmp_path / "worker"), CLICKHOUSE_URL="",
+               CUSTOMS_DATA_DIR=str(tmp_path / "worker"), CLICKHOUSE_URL=clickhouse_url,
+               CUSTOMS_PENDING_HOLD_SECONDS="2",  # spoiled orders short of stock are rejected soon
                CUSTOMS_SESSION_TIMEOUT_SECONDS="6", CUSTOMS_HEARTBEAT_SECONDS="0.5",
                CUSTOMS_REBALANCE_TIMEOUT_SECONDS="2", CUSTOMS_COMMIT_INTERVAL_SECONDS="1.0")
     log = open(tmp_path / "worker.log", "wb")
@@ -189,7 +213,7 @@ def test_prometheus_scrapes_a_running_worker(broker, tmp_path):
                 assert time.monotonic() < deadline, "worker metrics port never answered"
                 time.sleep(0.3)
         subprocess.run([sys.executable, "-m", "stream", "loadgen", "--broker", broker.url, "--orders", "300",
-                        "--page-size", "100"], env=env, check=True, capture_output=True, timeout=120)
+                        "--page-size", "100", "--invalid-rate", "0.05"], env=env, check=True, capture_output=True, timeout=120)
         port = free_port()
         config = tmp_path / "prometheus.yml"
         config.write_text(textwrap.dedent(f"""
@@ -224,6 +248,14 @@ def test_prometheus_scrapes_a_running_worker(broker, tmp_path):
         # consumer lag is reported per input partition the worker read (0 once it has caught up)
         lag = wait_for(base, 'customs_consumer_lag{topic="orders"}')
         assert lag and all(float(series["value"][1]) >= 0 for series in lag)
+        # every dashboard panel, as Grafana would query it, returns data from this worker
+        empty = []
+        for name, title, expr in dashboard_queries():
+            try:  # a rate needs two scrapes inside its window: give it a few
+                wait_for(base, as_instant_query(expr), timeout=15)
+            except AssertionError:
+                empty.append((name, title, expr))
+        assert not empty, f"panels with no data after a feed: {empty}"
     finally:
         if prom is not None:
             stop(prom)
