@@ -238,7 +238,7 @@ def test_the_pipeline_reads_again_what_the_consumer_dropped_and_declares_every_o
                         continuity=Continuity(seek, probe))
         while (message := consumer.next()) is not None:
             topic, offset, doc = message
-            await proc.page(topic, 0, offset, None, orjson.dumps(doc), ack=acker(topic, offset))
+            await proc.page(topic, 0, offset, WH.encode(), orjson.dumps(doc), ack=acker(topic, offset))
         await proc.drain()
         await proc.stop()
 
@@ -300,7 +300,7 @@ def test_the_pipeline_reads_again_a_dropped_last_manifest_and_declares_the_order
             if offset == position[topic]:
                 position[topic] += 1
                 if (topic, offset) not in skip:
-                    await proc.page(topic, 0, offset, None, orjson.dumps(doc))
+                    await proc.page(topic, 0, offset, WH.encode(), orjson.dumps(doc))
 
     async def go():
         continuity = Continuity(seek, probe, where, stall_after=15.0, clock=clock)

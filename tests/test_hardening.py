@@ -6,8 +6,7 @@ from __future__ import annotations
 import json
 
 from stream.warehouse.agents import WarehouseDomain
-from tests.fixtures.builders import WH, fake_assess, manifest, order
-from tests.fixtures.harness import DomainHarness
+from tests.fixtures.builders import WH, fake_assess, manifest, order, warehouse_harness
 
 
 def warehouse(**kwargs):
@@ -27,11 +26,11 @@ def nested(depth: int):
 def test_a_hostile_item_is_rejected_alone_and_the_valid_items_of_its_page_are_declared():
     hostile = order("H-deep", ("S1", 1))
     hostile["extra"] = nested(300)  # orjson reads 1024 levels, writes 254: the content digest fails
-    with DomainHarness(warehouse()) as h:
+    with warehouse_harness(warehouse()) as h:
         h.feed("goods.inbound", manifest("M-1", ("S1", 10)))
         page = {"schema": "page/1", "items": [order("H-1", ("S1", 1)), hostile, order("H-2", ("S1", 1)),
                                               order("H-3", ("S1", 1))]}
-        h.feed("orders", json.dumps(page).encode())  # orjson cannot write it
+        h.feed("orders", json.dumps(page).encode(), key=WH.encode())  # orjson cannot write it
         assert sorted(d["order_id"] for d in h.sent("declarations")) == ["H-1", "H-2", "H-3"]
         rejections = h.sent("rejections")
         assert [(r["ref"], r["reason"]) for r in rejections] == [("H-deep", "internal_error")]
@@ -56,12 +55,12 @@ class CountingDomain:
 
 def test_a_message_over_the_page_limit_is_refused_as_too_large_before_it_is_parsed():
     domain = CountingDomain(warehouse())
-    with DomainHarness(domain, max_input_bytes=20_000) as h:
+    with warehouse_harness(domain, max_input_bytes=20_000) as h:
         h.feed("goods.inbound", manifest("M-1", ("S1", 10)))
         big = {"schema": "page/1", "items": [order(f"B-{i}", ("S1", 1)) for i in range(200)]}
         raw = json.dumps(big).encode()
         assert len(raw) > 20_000
-        h.feed("orders", raw)
+        h.feed("orders", raw, key=WH.encode())
         h.feed("orders", order("B-ok", ("S1", 1)))
         assert domain.handled == 2  # the big page never reached the parser
         [refused] = h.sent("rejections")
@@ -75,7 +74,7 @@ def test_a_message_over_the_page_limit_is_refused_as_too_large_before_it_is_pars
 
 def test_a_backlog_settled_at_once_is_recorded_in_bounded_parts_that_recover_together():
     limit = 8_000
-    with DomainHarness(warehouse(), max_record_bytes=limit) as h:
+    with warehouse_harness(warehouse(), max_record_bytes=limit) as h:
         for n in range(6):  # 240 orders wait for a manifest
             h.feed("orders", {"schema": "page/1", "items": [order(f"W-{n}-{i}", ("LATE", 1)) for i in range(40)]})
         h.feed("goods.inbound", manifest("M-late", ("LATE", 1000)))  # declares all of them in one transaction
@@ -88,7 +87,7 @@ def test_a_backlog_settled_at_once_is_recorded_in_bounded_parts_that_recover_tog
 
 
 def test_a_record_whose_parts_were_not_all_written_is_not_applied():
-    with DomainHarness(warehouse(), max_record_bytes=3_000) as h:
+    with warehouse_harness(warehouse(), max_record_bytes=3_000) as h:
         h.feed("goods.inbound", manifest("M-1", ("S1", 500)))
         h.feed("orders", {"schema": "page/1", "items": [order(f"P-{i}", ("S1", 1)) for i in range(200)]})
         parts = [key for _, key, _ in h.changelog if b"." in key]
@@ -102,7 +101,7 @@ def test_every_changelog_message_of_a_split_record_is_what_the_schema_says():
     from tests.schema_oracle import schema_validator
 
     validator = schema_validator("state-record-2.json")
-    with DomainHarness(warehouse(), max_record_bytes=3_000) as h:
+    with warehouse_harness(warehouse(), max_record_bytes=3_000) as h:
         h.feed("goods.inbound", manifest("M-1", ("S1", 500)))
         h.feed("orders", {"schema": "page/1", "items": [order(f"P-{i}", ("S1", 1)) for i in range(200)]})
         for _, key, value in h.changelog:
@@ -113,7 +112,7 @@ def test_every_changelog_message_of_a_split_record_is_what_the_schema_says():
 # -- 7: the cost of a manifest does not grow with the pending backlog ------------------------------
 
 def test_a_manifest_retries_only_the_pending_orders_waiting_for_what_it_brought():
-    with DomainHarness(warehouse()) as h:
+    with warehouse_harness(warehouse()) as h:
         h.feed("orders", {"schema": "page/1", "items": [order(f"Q-{i}", ("ELSEWHERE", 1)) for i in range(500)]})
         h.feed("orders", {"schema": "page/1", "items": [order("Q-b1", ("B", 1)), order("Q-b2", ("B", 2), ("C", 1))]})
         stock = h.state()
@@ -132,7 +131,7 @@ def test_a_manifest_retries_only_the_pending_orders_waiting_for_what_it_brought(
 
 
 def test_expiry_looks_only_at_the_orders_old_enough():
-    with DomainHarness(warehouse(hold_seconds=100.0)) as h:
+    with warehouse_harness(warehouse(hold_seconds=100.0)) as h:
         for n in range(5):
             h.now = float(n * 100)
             h.feed("orders", {"schema": "page/1", "items": [order(f"E-{n}-{i}", ("NONE", 1)) for i in range(50)]})
@@ -150,7 +149,7 @@ def test_pending_orders_keep_a_keyed_pseudonym_of_the_buyer_never_the_iin_or_the
     from stream.declaration.v2 import buyer_ref
 
     secret = b"test-secret"
-    with DomainHarness(warehouse(buyer_secret=secret)) as h:
+    with warehouse_harness(warehouse(buyer_secret=secret)) as h:
         waiting = order("PD-1", ("LATER", 1))
         waiting["buyer"] = {"iin": "880514300456", "name": "Zhanna K."}
         h.feed("orders", waiting)
@@ -163,3 +162,20 @@ def test_pending_orders_keep_a_keyed_pseudonym_of_the_buyer_never_the_iin_or_the
         assert "buyer" not in kept and kept["buyer_ref"] == buyer_ref("880514300456", secret)
         assert [d["order_id"] for d in h.sent("declarations")] == ["PD-1"]
         assert h.recovered().state.orders["PD-1"][0] == "D"
+
+
+# -- 11 (the key): a message is keyed by the warehouse its documents name --------------------------
+
+def test_an_item_whose_warehouse_is_not_the_message_key_is_rejected_and_the_others_go_on():
+    with warehouse_harness(warehouse()) as h:
+        h.feed("goods.inbound", manifest("M-1", ("S1", 10)), key=WH.encode())
+        h.feed("goods.inbound", manifest("M-2", ("S1", 10), wh="KZ-OTHER"), key=WH.encode())
+        h.feed("orders", {"schema": "page/1", "items": [order("K-1", ("S1", 1)), order("K-2", ("S1", 1), wh="KZ-OTHER")]},
+               key=WH.encode())
+        h.feed("orders", order("K-3", ("S1", 1)), key=None)
+        rejected = {(r["ref"], r["reason"]) for r in h.sent("rejections")}
+        assert rejected == {("M-2", "wrong_key"), ("K-2", "wrong_key"), ("K-3", "wrong_key")}
+        detail = [r["detail"] for r in h.sent("rejections") if r["ref"] == "K-2"][0]
+        assert "KZ-OTHER" in detail and WH in detail
+        assert [d["order_id"] for d in h.sent("declarations")] == ["K-1"]
+        assert h.recovered().state.received == {(WH, "S1"): 10}

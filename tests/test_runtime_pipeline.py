@@ -11,8 +11,8 @@ from stream.runtime.pipeline import Pipeline
 from stream.runtime.state import PartitionState
 from stream.warehouse.agents import WarehouseDomain
 from stream.warehouse.stock import DECLARED, Stock
-from tests.fixtures.harness import DomainHarness, FakeOutputs
-from tests.fixtures.builders import conserved, fake_assess, manifest, order
+from tests.fixtures.builders import conserved, fake_assess, manifest, order, warehouse_harness
+from tests.fixtures.harness import FakeOutputs
 
 WH = "KZ-ALA-CW-01"
 
@@ -75,7 +75,7 @@ def _run_pipeline(feed, *, records, start, rng=None, crash_after=None):
                 if offset >= start[topic]:
                     state = pipeline.state(0)
                     key = f"0:{state.seq + 1:012d}".encode() if not state.applied(topic, offset) else None
-                    await pipeline.page(topic, 0, offset, None, value, ack=acker(topic, offset, key))
+                    await pipeline.page(topic, 0, offset, WH.encode(), value, ack=acker(topic, offset, key))
 
         feeding = asyncio.ensure_future(feed_all())
         steps = 0
@@ -139,7 +139,7 @@ def test_a_failure_inside_the_domain_rejects_that_message_as_internal_error_and_
             raise RuntimeError("the tariff file vanished")
         return fake_assess(requests)
 
-    with DomainHarness(warehouse(assess=failing_once)) as h:
+    with warehouse_harness(warehouse(assess=failing_once)) as h:
         h.feed("goods.inbound", manifest("M-1", ("S1", 5)))
         h.feed("orders", order("O-1", ("S1", 1)))
         h.feed("orders", order("O-2", ("S1", 1)))
@@ -152,7 +152,7 @@ def test_a_failure_inside_the_domain_rejects_that_message_as_internal_error_and_
 
 
 def test_a_redelivered_message_is_acknowledged_and_changes_nothing():
-    with DomainHarness(warehouse()) as h:
+    with warehouse_harness(warehouse()) as h:
         h.feed("goods.inbound", manifest("M-1", ("S1", 5)))
         h.feed("orders", order("O-1", ("S1", 2)))
         written = len(h.changelog)
@@ -163,7 +163,7 @@ def test_a_redelivered_message_is_acknowledged_and_changes_nothing():
 
 def test_a_crash_before_the_record_repeats_the_same_outputs_and_records_once():
     outputs = FakeOutputs(auto=False)
-    with DomainHarness(warehouse(), outputs=outputs) as h:
+    with warehouse_harness(warehouse(), outputs=outputs) as h:
         h.feed("goods.inbound", manifest("M-1", ("S1", 5)), drain=False)
         outputs.resolve(0)
         h.drain()
@@ -179,7 +179,7 @@ def test_a_crash_before_the_record_repeats_the_same_outputs_and_records_once():
 
 
 def test_ticks_expire_pending_orders_and_a_tick_with_nothing_to_do_writes_nothing():
-    with DomainHarness(warehouse(hold_seconds=60.0)) as h:
+    with warehouse_harness(warehouse(hold_seconds=60.0)) as h:
         h.now = 100.0
         h.feed("orders", order("O-1", ("NOPE", 1)))
         h.tick(now=120.0)

@@ -7,14 +7,14 @@ from pathlib import Path
 
 import orjson
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from stream.runtime.state import PartitionState, UnknownRecordVersion, envelope_of, record_key
 from stream.warehouse.agents import WarehouseDomain
 from stream.warehouse.stock import Stock
-from tests.fixtures.harness import DomainHarness
+from tests.fixtures.builders import fake_assess, manifest, order, warehouse_harness
 from tests.schema_oracle import schema_validator
-from tests.fixtures.builders import fake_assess, manifest, order
 
 FIXTURE = json.loads((Path(__file__).parent / "fixtures" / "data" / "warehouse-changelog-v1.json").read_text())
 RECORD = schema_validator("state-record-2.json")
@@ -40,7 +40,7 @@ def test_a_changelog_written_by_the_warehouse_before_the_runtime_recovers_the_sa
 
 
 def test_the_recovered_old_state_goes_on_with_new_records():
-    with DomainHarness(WarehouseDomain(assess=fake_assess, hold_seconds=3600)) as h:
+    with warehouse_harness(WarehouseDomain(assess=fake_assess, hold_seconds=3600)) as h:
         for partition, key, record in FIXTURE["changelog"]:
             h.records[key.encode()] = orjson.dumps(record)
         before = rebuilt_from_fixture(0)
@@ -56,7 +56,7 @@ def test_the_recovered_old_state_goes_on_with_new_records():
 
 
 def test_records_the_runtime_writes_are_what_the_schema_says():
-    with DomainHarness(WarehouseDomain(assess=fake_assess, hold_seconds=10)) as h:
+    with warehouse_harness(WarehouseDomain(assess=fake_assess, hold_seconds=10)) as h:
         h.feed("goods.inbound", {"schema": "page/1", "items": [manifest("M-1", ("S", 2))]})
         h.feed("orders", order("O-1", ("S", 1)))
         h.feed("orders", order("O-2", ("X", 1)))
@@ -72,7 +72,7 @@ def test_records_the_runtime_writes_are_what_the_schema_says():
 
 
 def test_a_snapshot_record_replaces_everything_before_it():
-    with DomainHarness(WarehouseDomain(assess=fake_assess, hold_seconds=3600)) as h:
+    with warehouse_harness(WarehouseDomain(assess=fake_assess, hold_seconds=3600)) as h:
         h.feed("goods.inbound", manifest("M-1", ("S", 3)))
         h.feed("orders", order("O-1", ("S", 1)))
         snapshot = orjson.loads(orjson.dumps(h.pipeline.state(0).snapshot_record()))

@@ -39,6 +39,7 @@ REASONS: dict[str, str] = {
 # -- feed hardening (the shared pipeline) --
 RUNTIME_REASONS: dict[str, str] = {
     "too_large": "the message is larger than the page limit (CUSTOMS_PAGE_BYTES); refused before it was read",
+    "wrong_key": "the message key is not the warehouse_id its document names (or is missing): it would split a warehouse's stock across partitions",
 }
 
 # -- post-release control: audit cases and events (stream/audit) --

@@ -44,8 +44,10 @@ def tick_seconds(hold_seconds: float) -> float:
     return min(max(hold_seconds / 4, 0.2), 5.0)
 
 
-def parse_message(raw: bytes | None, topic: str, txn: Txn) -> int:
-    """Feed one input message (a document or a page) into ``txn``; invalid items are rejected.
+def parse_message(raw: bytes | None, topic: str, txn: Txn, key: bytes | None = None) -> int:
+    """Feed one input message (a document or a page) into ``txn``; invalid items are rejected, and
+    so is an item whose ``warehouse_id`` is not the message ``key`` (inputs are keyed by warehouse:
+    a mis-keyed message would put part of a warehouse's stock in another partition).
 
     Returns the number of items seen.
     """
@@ -70,6 +72,11 @@ def parse_message(raw: bytes | None, topic: str, txn: Txn) -> int:
         if item["schema"] != expected:
             txn.reject(ref_of(item), "unknown_schema",
                        f"schema: {item['schema']!r} is not accepted on topic {topic} (expected {expected!r})")
+            continue
+        if key != item["warehouse_id"].encode():
+            shown = "no key" if key is None else f"key {key[:64].decode('utf-8', 'replace')!r}"
+            txn.reject(ref_of(item), "wrong_key", f"warehouse_id {item['warehouse_id']!r} arrived with {shown}: "
+                       f"{topic} is keyed by warehouse_id")
             continue
         try:  # one item the stock cannot take is rejected alone; the page's other items go on
             accept(item)
@@ -105,7 +112,7 @@ class WarehouseDomain:
     def handle(self, state: Stock, topic: str, key: bytes | None, value: bytes | None, now: float) -> Effects:
         started = time.perf_counter()
         txn = state.begin(now)
-        parse_message(value, topic, txn)
+        parse_message(value, topic, txn, key)
         if topic == INBOUND:
             txn.retry_pending(txn.received_keys())
         effects = self._decide(txn, page=True)
