@@ -17,6 +17,7 @@ from stream.taxfree import samples
 from stream.taxfree.agents import CANCELLATIONS, CONFIRMATIONS, DOCUMENTS, TaxfreeDomain, handle_bytes
 from stream.taxfree.contracts import check
 from stream.taxfree.decide import Decider, Ledger, vat_in_price
+from stream.taxfree.offline import decide_lines
 from stream.taxfree.rules import RulesError, add_months, end_of_validity
 
 SELLER = samples.entity("123456789012")
@@ -45,6 +46,11 @@ class Run:
 
     def lapse(self, today):
         self._take(self.decider.lapse(self.ledger, today))
+        return self
+
+    def end(self, now=None):
+        """The input is over (offline), or `now` has come (the timer): held inputs expire."""
+        self._take(self.decider.expire_parked(self.ledger, now))
         return self
 
     def _take(self, outcome):
@@ -289,15 +295,55 @@ def test_crash_replay_rebuilds_the_same_ledger():
     for body in run.bodies:
         replayed.apply(body)
     assert replayed.docs == run.ledger.docs and replayed.receipts == run.ledger.receipts
+    run.feed(samples.confirmation(doc("TF-LATE")))
+    replayed = Ledger()
+    for body in run.bodies:
+        replayed.apply(body)
+    assert replayed.parked == run.ledger.parked != {}
     restored = Ledger()
     restored.apply(json.loads(json.dumps(run.ledger.snapshot())))
     assert restored.docs == run.ledger.docs and restored.pending == run.ledger.pending
+    assert restored.parked == run.ledger.parked
+
+
+# -- inputs that arrive before their document ----------------------------------------------------
+
+def test_confirmation_before_its_document_is_held_then_applied():
+    d = doc()
+    run = Run()
+    run.feed(samples.confirmation(d), samples.confirmation(d))  # the second is a redelivery
+    assert run.decisions == [] and run.rejections == [] and list(run.ledger.parked) == ["TF-1"]
+    run.feed(d)
+    assert [x["decision"] for x in run.decisions] == ["pending", "refund"] and not run.ledger.parked
+    held_cancel = Run().feed(samples.cancellation(d), d)
+    assert held_cancel.last("TF-1")["reasons"] == ["cancelled"]
+    both = Run().feed(samples.confirmation(d), {**samples.confirmation(d), "official_id": "SRA-7"}, d)
+    assert [r["reason"] for r in both.rejections] == ["already_confirmed"]
+    assert both.last("TF-1")["decision"] == "refund"
+
+
+def test_held_inputs_expire_after_the_hold():
+    decider = Decider(RULES, DECIDER.keys, b"k" * 32, hold_seconds=600)
+    run = Run(decider)
+    d = doc()
+    outcome = handle_bytes(decider, run.ledger, CONFIRMATIONS, None, orjson.dumps(samples.confirmation(d)), 1000.0)
+    run._take(outcome)
+    run.end(now=1599.0)
+    assert run.rejections == []
+    run.end(now=1600.0)
+    assert [r["reason"] for r in run.rejections] == ["unknown_document"] and not run.ledger.parked
+    replayed = Ledger()
+    for body in run.bodies:
+        replayed.apply(body)
+    assert replayed.parked == {}
+    many = Run().feed(*[{**samples.confirmation(d), "official_id": f"SRA-{i}"} for i in range(6)])
+    assert [r["reason"] for r in many.rejections] == ["unknown_document"] * 2  # at most 4 held
 
 
 # -- rejections (input that cannot be applied) -----------------------------------------------------
 
 def reasons_of(*docs):
-    return [r["reason"] for r in Run().feed(*docs).rejections]
+    return [r["reason"] for r in Run().feed(*docs).end().rejections]
 
 
 def test_input_rejections():
@@ -422,3 +468,31 @@ def test_decide_command(tmp_path, monkeypatch):
     with_override = CliRunner().invoke(main, ["taxfree", "decide", "-", "--as-of", "2026-12-01", "--keys", str(jwks),
                                               "--commission-pct", "10"], input=source)
     assert json.loads(with_override.output.splitlines()[1])["commission"] == "1655.17"
+
+
+def test_on_the_runtime_pipeline_with_crashes():
+    """The real page pipeline in-process (tests/fixtures/harness.py): crashes between messages lose
+    nothing, every document ends as `taxfree decide` decides it, and no document is decided twice
+    differently."""
+    from tests.fixtures.harness import DomainHarness
+
+    docs = [doc(f"TF-{i}", country="KZ" if i == 3 else "DE", passport=f"P{i:08d}") for i in range(8)]
+    messages = [*docs, samples.confirmation(docs[0]), samples.cancellation(docs[1]),
+                samples.confirmation(docs[2], airport="GUW"), samples.confirmation(docs[4]), docs[4],
+                samples.confirmation(docs[5], outcome="refused")]
+    expected = {d["document_id"]: d for d in decide_lines([orjson.dumps(m) for m in messages], DECIDER,
+                                                          date(2026, 9, 1)) if d["schema"] == "taxfree-decision/1"}
+    with DomainHarness(TaxfreeDomain(DECIDER)) as h:
+        for i, message in enumerate(messages):
+            h.feed(TOPIC[message["schema"]], message, key=message["document_id"].encode())
+            if i % 3 == 2:
+                h.crash()
+        h.drain()
+        h.crash()
+        final: dict[str, dict] = {}
+        for d in h.sent("taxfree.decisions"):
+            if d["document_id"] in final and final[d["document_id"]]["decision"] != "pending":
+                assert d == final[d["document_id"]]  # a repeat is the same decision
+            final[d["document_id"]] = d
+        assert final == expected
+        assert h.state(0).docs.keys() == set(expected)

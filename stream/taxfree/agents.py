@@ -31,7 +31,8 @@ ACCEPTS = {
 }
 
 
-def handle_bytes(decider: Decider, ledger: Ledger, topic: str, key: bytes | None, value: bytes | None) -> Outcome:
+def handle_bytes(decider: Decider, ledger: Ledger, topic: str | None, key: bytes | None, value: bytes | None,
+                 now: float = 0.0) -> Outcome:
     """One input message against `ledger` (not mutated): the offline command and the agent share it."""
     accept = ACCEPTS.get(topic, contracts.INPUT_SCHEMAS)
     if value is None:
@@ -47,7 +48,7 @@ def handle_bytes(decider: Decider, ledger: Ledger, topic: str, key: bytes | None
     if key is not None and key != doc["document_id"].encode():
         return Outcome(rejections=[rejection(doc["document_id"], "invalid_code",
                                              "the message key is not the document_id (inputs are keyed by it)")])
-    return decider.handle(ledger, doc)
+    return decider.handle(ledger, doc, now)
 
 
 def _effects(outcome: Outcome | None, new_documents: int = 0) -> Effects | None:
@@ -66,7 +67,7 @@ class TaxfreeDomain:
     inputs = (DOCUMENTS, CONFIRMATIONS, CANCELLATIONS)
     outputs = (DECISIONS, REJECTIONS)
     rejections = REJECTIONS
-    tick_seconds = 60.0  # the validity ends at a day's end: a minute late is soon enough
+    tick_seconds = 10.0  # the validity ends at a day's end; held inputs expire after minutes
 
     def __init__(self, decider: Decider, metrics=None):
         self.decider = decider
@@ -79,13 +80,14 @@ class TaxfreeDomain:
         return ledger
 
     def handle(self, state: Ledger, topic: str, key: bytes | None, value: bytes | None, now: float) -> Effects:
-        outcome = handle_bytes(self.decider, state, topic, key, value)
+        outcome = handle_bytes(self.decider, state, topic, key, value, now)
         new = 1 if topic == DOCUMENTS and outcome.decisions else 0
         return _effects(outcome, new)
 
     def tick(self, state: Ledger, now: float) -> Effects | None:
+        """Refuse what the validity let lapse; reject inputs held too long for a document that never came."""
         today = datetime.fromtimestamp(now, KZ_TIME).date()
-        return _effects(self.decider.lapse(state, today))
+        return _effects(self.decider.lapse(state, today) or self.decider.expire_parked(state, now))
 
     def on_delivered(self, counts) -> None:
         if counts is not None and self.metrics is not None:
@@ -116,7 +118,8 @@ def build_decider(commission_pct: str | Decimal | None = None, rules_path=None, 
     if commission_pct is None:
         commission_pct = env("CUSTOMS_TAXFREE_COMMISSION_PCT") or None
     rules = rules_module.load(rules_path, commission_pct)
-    return Decider(rules, KeySet.load(jwks_path or default_jwks()), pii_key())
+    return Decider(rules, KeySet.load(jwks_path or default_jwks()), pii_key(),
+                   float(env("CUSTOMS_TAXFREE_HOLD_SECONDS")))
 
 
 def domain(cfg=None) -> TaxfreeDomain:

@@ -58,8 +58,15 @@ class Ledger:
         self.docs: dict[str, dict] = {}
         self.receipts: dict[str, str] = {}
         self.pending: dict[str, int] = {}  # document_id -> last valid day (ordinal)
+        # confirmations and cancellations that arrived before their document (the input topics are
+        # read independently, so a backlog can deliver them first): document_id -> [parked input]
+        self.parked: dict[str, list[dict]] = {}
 
     def apply(self, body: dict) -> None:
+        for document_id in body.get("unpark", ()):
+            self.parked.pop(document_id, None)
+        for document_id, inputs in body.get("park", {}).items():
+            self.parked.setdefault(document_id, []).extend(inputs)
         for document_id, record in body.get("docs", {}).items():
             old = self.docs.get(document_id)
             if old is not None:
@@ -76,7 +83,7 @@ class Ledger:
                 self.pending.pop(document_id, None)
 
     def snapshot(self) -> dict:
-        return {"v": RECORD_VERSION, "docs": dict(self.docs)}
+        return {"v": RECORD_VERSION, "docs": dict(self.docs), "park": {k: list(v) for k, v in self.parked.items()}}
 
     def decision(self, document_id: str) -> dict | None:
         record = self.docs.get(document_id)
@@ -103,22 +110,73 @@ def vat_in_price(price_tiyn: int, rate_pct: Decimal) -> int:
     return round_tiyn(Decimal(price_tiyn) * rate_pct / (100 + rate_pct) / 100)
 
 
+MAX_PARKED = 4  # inputs held per unknown document at most (a flood of them is rejected)
+
+
 class Decider:
-    def __init__(self, rules: Rules, keys: KeySet, pii_key: bytes):
+    def __init__(self, rules: Rules, keys: KeySet, pii_key: bytes, hold_seconds: float = 600.0):
         self.rules = rules
         self.keys = keys
         self.pii_key = pii_key
+        self.hold_seconds = hold_seconds
 
     # -- one input ----------------------------------------------------------------------------
 
-    def handle(self, ledger: Ledger, doc: dict) -> Outcome:
-        """`doc` already passed `contracts.check`."""
+    def handle(self, ledger: Ledger, doc: dict, now: float = 0.0) -> Outcome:
+        """`doc` already passed `contracts.check`. A confirmation or cancellation of a document not
+        (yet) received is held until it arrives, for `hold_seconds` at most (then `unknown_document`)."""
         kind = doc["schema"]
         if kind == "taxfree-document/1":
-            return self.document(ledger, doc)
+            outcome = self.document(ledger, doc)
+            parked = ledger.parked.get(doc["document_id"])
+            if parked and outcome.body is not None:
+                outcome = self._replay_parked(ledger, doc["document_id"], outcome, parked)
+            return outcome
+        if doc["document_id"] not in ledger.docs:
+            return self._park(ledger, doc, now)
         if kind == "taxfree-confirmation/1":
             return self.confirmation(ledger, doc)
         return self.cancellation(ledger, doc)
+
+    def _park(self, ledger: Ledger, doc: dict, now: float) -> Outcome:
+        document_id = doc["document_id"]
+        held = ledger.parked.get(document_id, ())
+        content = digest(doc)
+        if any(p["digest"] == content for p in held):
+            return Outcome()  # redelivered while held
+        if len(held) >= MAX_PARKED:
+            return _reject(document_id, "unknown_document",
+                           "document_id: no tax-free document with this id was received")
+        return Outcome({"v": RECORD_VERSION, "park": {document_id: [{"digest": content, "at": now, "input": doc}]}})
+
+    def _replay_parked(self, ledger: Ledger, document_id: str, outcome: Outcome, parked: list[dict]) -> Outcome:
+        """The document just decided, then the inputs held for it, in their arrival order."""
+        scratch = Ledger()
+        scratch.docs[document_id] = outcome.body["docs"][document_id]
+        decisions, rejections = list(outcome.decisions), list(outcome.rejections)
+        for held in parked:
+            step = (self.confirmation if held["input"]["schema"] == "taxfree-confirmation/1"
+                    else self.cancellation)(scratch, held["input"])
+            if step.body is not None:
+                scratch.docs.update(step.body["docs"])
+            decisions += step.decisions
+            rejections += step.rejections
+        record = scratch.docs[document_id]
+        return Outcome({"v": RECORD_VERSION, "docs": {document_id: record}, "unpark": [document_id]},
+                       decisions, rejections)
+
+    def expire_parked(self, ledger: Ledger, now: float | None) -> Outcome | None:
+        """Reject (unknown_document) held inputs older than the hold; all of them when `now` is None
+        (the end of an offline run: the input is over)."""
+        due = sorted(document_id for document_id, held in ledger.parked.items()
+                     if now is None or now - held[0]["at"] >= self.hold_seconds)[:LAPSE_CHUNK]
+        if not due:
+            return None
+        rejections = [rejection(document_id, "unknown_document",
+                                "document_id: no tax-free document with this id was received"
+                                + ("" if now is None else f" within {self.hold_seconds:g} s"))
+                      for document_id in due for _ in ledger.parked[document_id]]
+        return Outcome({"v": RECORD_VERSION, "unpark": due}, rejections=rejections)
 
     def document(self, ledger: Ledger, doc: dict) -> Outcome:
         document_id = doc["document_id"]

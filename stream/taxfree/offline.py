@@ -10,8 +10,9 @@ from stream.taxfree.decide import Decider, Ledger
 
 
 def decide_lines(lines: Iterable[bytes], decider: Decider, as_of: date) -> Iterator[dict]:
-    """Rejections as they occur, then one decision per document (as of `as_of`) in the order of
-    their first appearance."""
+    """Rejections as they occur (those of confirmations and cancellations whose document never came
+    at the end of the input), then one decision per document (as of `as_of`) in the order of their
+    first appearance."""
     ledger = Ledger()
     order: list[str] = []
     for raw in lines:
@@ -19,10 +20,16 @@ def decide_lines(lines: Iterable[bytes], decider: Decider, as_of: date) -> Itera
             continue
         outcome = handle_bytes(decider, ledger, None, None, raw)
         if outcome.body is not None:
-            for document_id in outcome.body["docs"]:
+            for document_id in outcome.body.get("docs", ()):
                 if document_id not in ledger.docs:
                     order.append(document_id)
             ledger.apply(outcome.body)
+        yield from outcome.rejections
+    while True:  # the input is over: what was held for a document that never came is rejected
+        outcome = decider.expire_parked(ledger, None)
+        if outcome is None:
+            break
+        ledger.apply(outcome.body)
         yield from outcome.rejections
     while True:
         outcome = decider.lapse(ledger, as_of)
