@@ -54,6 +54,7 @@ TAXFREE_ENVIRONMENT: dict[str, tuple[str, str]] = {
     "CUSTOMS_TAXFREE_RULES": ("", "tax-free rules JSON (VAT, commission, MCI, airports, ...; empty: the shipped stream/taxfree/data/rules.json)"),
     "CUSTOMS_TAXFREE_COMMISSION_PCT": ("", "tax-free: the operator's commission in percent, overriding the rules file (above 20 the worker refuses to start)"),
     "CUSTOMS_TAXFREE_JWKS": ("", "tax-free: JWKS file of the trading entities' QR public keys (empty: taxfree/jwks.json under CUSTOMS_DATA_DIR)"),
+    "CUSTOMS_TAXFREE_HOLD_SECONDS": ("600", "tax-free: how long a confirmation or cancellation waits for its document before unknown_document"),
     "CUSTOMS_TAXFREE_PARTITIONS": ("1", "tax-free: partitions of the taxfree.* topics (the receipt check spans one partition's documents)"),
     "CUSTOMS_TAXFREE_JWT_ALG": ("EdDSA", "tax-free API: the one JWT algorithm accepted (EdDSA, ES256, RS256 or HS256; never taken from a token)"),
     "CUSTOMS_TAXFREE_JWT_PRIVATE_KEY": ("", "tax-free API: PEM private key (or HS256 secret file) `taxfree token` signs with (empty: created on first use under CUSTOMS_DATA_DIR)"),
