@@ -18,7 +18,7 @@ import time
 
 import orjson
 
-from stream.analytics.rows import Source, Table, register, to_epoch
+from stream.analytics.rows import Source, Table, register, text, to_epoch
 from stream.runtime.topics import REJECTIONS
 
 REJECTIONS_TABLE = Table("rejections", (
@@ -40,8 +40,9 @@ def rejection_rows(docs: list[dict], source: Source) -> dict[str, list[tuple]]:
     rows = []
     for doc, offset in zip(docs, offsets):
         at = doc.get("at")
-        rows.append((rejection_id(doc, source.topic, source.partition, offset), str(doc.get("ref") or ""),
-                     doc["reason"], str(doc.get("detail") or ""), to_epoch(at) if at else now, source.partition))
+        rows.append((rejection_id(doc, source.topic, source.partition, offset), text(doc.get("ref"), "ref", ""),
+                     text(doc["reason"], "reason"), text(doc.get("detail"), "detail", ""),
+                     to_epoch(at) if at else now, source.partition))
     return {"rejections": rows}
 
 

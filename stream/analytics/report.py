@@ -1,7 +1,8 @@
 """Operator queries over the analytics tables, as plain-text tables (the end of `make demo`).
 
 Redelivered rows are collapsed with FINAL, so every figure counts each declaration, line,
-movement and rejection once. Money is summed as exact Decimal(38, 2) KZT.
+movement and rejection once. Money is summed as exact Decimal(38, 2) KZT and printed by
+stream/money.py (`format_kzt`: thousands grouped by spaces).
 """
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from stream.analytics import schema
+from stream.money import format_kzt, round_tiyn
 
 # title -> (column headers, SQL). The SQL runs on ClickHouse 18.16 and current releases alike.
 QUERIES: dict[str, tuple[tuple[str, ...], str]] = {
@@ -74,8 +76,8 @@ QUERIES: dict[str, tuple[tuple[str, ...], str]] = {
 
 
 def _cell(value) -> str:
-    if isinstance(value, Decimal):
-        return f"{value:,.2f}"
+    if isinstance(value, Decimal):  # KZT from Decimal(38, 2) columns: exact, written as Kazakhstan does
+        return format_kzt(round_tiyn(value))
     if isinstance(value, datetime):
         return value.strftime("%Y-%m-%d %H:%M")
     return str(value)

@@ -144,12 +144,23 @@ def integer(value: object, what: str) -> int:
     raise TypeError(f"{what}: {type(value).__name__} {value!r} is not an integer")
 
 
+def text(value: object, what: str, default: str | None = None) -> str:
+    """A string field as is; a missing (None) optional one as `default`; anything else an error."""
+    if value.__class__ is str:
+        return value
+    if value is None and default is not None:
+        return default
+    raise TypeError(f"{what}: {type(value).__name__} is not a string")
+
+
 _dates: dict[str, date] = {}
 
 
 def to_date(value) -> date:
     if isinstance(value, date) and not isinstance(value, datetime):
         return value
+    if value.__class__ is not str:
+        raise TypeError(f"not a date: {type(value).__name__}")
     cached = _dates.get(value)
     if cached is None:
         cached = date.fromisoformat(value[:10])

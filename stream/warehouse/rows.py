@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import orjson
 
-from stream.analytics.rows import Source, Table, integer, register, tiyn, to_date, to_epoch
+from stream.analytics.rows import Source, Table, integer, register, text, tiyn, to_date, to_epoch
 from stream.runtime.topics import DECLARATIONS, MOVEMENTS
 
 DECLARATIONS_TABLE = Table("declarations", (
@@ -40,23 +40,28 @@ def declaration_rows(docs: list[dict], source: Source) -> dict[str, list[tuple]]
     decl = []
     lines = []
     for doc in docs:
-        declaration_id = doc["declaration_id"]
-        order_id = doc["order_id"]
-        warehouse_id = doc["warehouse_id"]
+        declaration_id = text(doc["declaration_id"], "declaration_id")
+        order_id = text(doc["order_id"], "order_id")
+        warehouse_id = text(doc["warehouse_id"], "warehouse_id")
         declared_at = to_date(doc["declared_at"])
         doc_lines = doc.get("lines") or ()
+        if not isinstance(doc_lines, list):
+            raise TypeError("lines: not an array")
+        flags = doc.get("flags") or []
+        if not isinstance(flags, list) or not all(flag.__class__ is str for flag in flags):
+            raise TypeError("flags: not an array of strings")
         duty, excise, vat = tiyn(doc["duty"]), tiyn(doc["excise"]), tiyn(doc["vat"])
         total = tiyn(doc["total"]) if "total" in doc else duty + excise + vat
         decl.append((
-            declaration_id, order_id, warehouse_id, doc.get("operator_bin") or "", doc.get("flow") or "",
-            declared_at, doc.get("rule_set") or "", len(doc_lines), tiyn(doc["customs_value"]),
-            duty, excise, vat, total, orjson.dumps(doc.get("fx") or {}, option=orjson.OPT_SORT_KEYS).decode(),
-            list(doc.get("flags") or ()), partition))
+            declaration_id, order_id, warehouse_id, text(doc.get("operator_bin"), "operator_bin", ""),
+            text(doc.get("flow"), "flow", ""), declared_at, text(doc.get("rule_set"), "rule_set", ""), len(doc_lines),
+            tiyn(doc["customs_value"]), duty, excise, vat, total,
+            orjson.dumps(doc.get("fx") or {}, option=orjson.OPT_SORT_KEYS).decode(), list(flags), partition))
         for line_no, line in enumerate(doc_lines):
             qty = line.get("qty")
             lines.append((
-                declaration_id, line_no, order_id, warehouse_id, declared_at, line.get("sku") or "",
-                line.get("hs_code") or "", line.get("hs_source") or "",
+                declaration_id, line_no, order_id, warehouse_id, declared_at, text(line.get("sku"), "sku", ""),
+                text(line.get("hs_code"), "hs_code", ""), text(line.get("hs_source"), "hs_source", ""),
                 0 if qty is None else integer(qty, f"lines[{line_no}].qty"),
                 tiyn(line["value"]), tiyn(line["duty"]), tiyn(line["excise"]), tiyn(line["vat"])))
     return {"declarations": decl, "declaration_lines": lines}
@@ -65,8 +70,8 @@ def declaration_rows(docs: list[dict], source: Source) -> dict[str, list[tuple]]
 def movement_rows(docs: list[dict], source: Source) -> dict[str, list[tuple]]:
     rows = []
     for doc in docs:
-        warehouse_id, sku = doc["warehouse_id"], doc["sku"]
-        at, ref = to_epoch(doc["at"]), str(doc.get("ref") or "")
+        warehouse_id, sku = text(doc["warehouse_id"], "warehouse_id"), text(doc["sku"], "sku")
+        at, ref = to_epoch(doc["at"]), text(doc.get("ref"), "ref", "")
         partition = integer(doc.get("partition", source.partition), "partition")
         base = f"p{partition}-s{integer(doc['seq'], 'seq')}-{warehouse_id}-{sku}"
         for kind in MOVEMENT_KINDS:
