@@ -11,6 +11,7 @@ from __future__ import annotations
 import bisect
 import json
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -40,11 +41,13 @@ def kz_date(timestamp: str) -> date:
     return datetime.fromisoformat(timestamp.replace("z", "Z")).astimezone(KZ_TIME).date()
 
 
+@lru_cache(maxsize=4096)  # documents of a day share their dates: dateutil once per date
 def end_of_validity(issued_on: date, months_after: int = 3) -> date:
     """The last day of the `months_after`-th month after the month of issue (2026-08-15 -> 2026-11-30)."""
     return issued_on.replace(day=1) + relativedelta(months=months_after + 1) - timedelta(days=1)
 
 
+@lru_cache(maxsize=4096)
 def add_months(day: date, months: int) -> date:
     """The same day `months` later, or that month's last day when it has no such day."""
     return day + relativedelta(months=months)
