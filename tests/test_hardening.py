@@ -179,3 +179,41 @@ def test_an_item_whose_warehouse_is_not_the_message_key_is_rejected_and_the_othe
         assert "KZ-OTHER" in detail and WH in detail
         assert [d["order_id"] for d in h.sent("declarations")] == ["K-1"]
         assert h.recovered().state.received == {(WH, "S1"): 10}
+
+
+# -- 6: an input log that starts again is detected, never skipped in silence ----------------------
+
+class FakeLog:
+    """What the broker holds at an offset: the digest of the message there (stands in for BrokerProbe)."""
+
+    def __init__(self):
+        self.values: dict[tuple[str, int, int], bytes] = {}
+
+    async def digest_at(self, topic, partition, offset):
+        from stream.runtime.state import message_digest
+
+        value = self.values.get((topic, partition, offset))
+        return None if value is None else message_digest(value)
+
+
+def test_a_log_that_starts_again_is_read_from_its_start_and_a_plain_redelivery_is_not():
+    log = FakeLog()
+    with warehouse_harness(warehouse(), log_probe=log) as h:
+        first = [manifest("OLD-M", ("S1", 5)), order("OLD-1", ("S1", 1)), order("OLD-2", ("S1", 1))]
+        topics = ["goods.inbound", "orders", "orders"]
+        for topic, doc in zip(topics, first):
+            raw = json.dumps(doc).encode()
+            offset = h.feed(topic, raw, key=WH.encode())
+            log.values[(topic, 0, offset)] = raw
+        # a plain redelivery (the log still holds what was applied): acknowledged, not handled again
+        h.crash()
+        h.feed("orders", order("OLD-2", ("S1", 1)), offset=1)
+        assert [d["order_id"] for d in h.sent("declarations")] == ["OLD-1", "OLD-2"]
+        # the broker starts again, empty: the same offsets now hold other messages
+        log.values.clear()
+        h.rebalance()  # the group forms again on the new broker
+        h.feed("orders", order("NEW-1", ("S1", 1)), offset=0)
+        h.feed("orders", order("NEW-2", ("S1", 1)), offset=1)
+        assert [d["order_id"] for d in h.sent("declarations")] == ["OLD-1", "OLD-2", "NEW-1", "NEW-2"]
+        recovered = h.recovered()
+        assert recovered.state.declared == {(WH, "S1"): 4} and recovered.offsets["orders"] == 1

@@ -84,10 +84,11 @@ def install(app, domain: Domain, *, outputs: Outputs, partitions: int, tick_seco
     async def position(topic: str, partition: int) -> int | None:
         return await app.consumer.position(TP(topic, partition))
 
-    continuity = Continuity(seek, BrokerProbe(bootstrap) if bootstrap else None, position, metrics=metrics)
+    probe = BrokerProbe(bootstrap) if bootstrap else None
+    continuity = Continuity(seek, probe, position, metrics=metrics)
     pipeline = Pipeline(domain, outputs=outputs, write_record=write_record, records=lambda: table.data,
                         max_in_flight=max_in_flight, continuity=continuity, max_input_bytes=max_input_bytes,
-                        max_record_bytes=max_input_bytes)
+                        max_record_bytes=max_input_bytes, log_probe=probe, metrics=metrics)
     channel = app.topic(*inputs, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw",
                         partitions=partitions)
 
@@ -126,6 +127,7 @@ def install(app, domain: Domain, *, outputs: Outputs, partitions: int, tick_seco
             await pipeline.drain()
             held = {tp.partition for tp in assigned if tp.topic in inputs}
             pipeline.forget([p for p in list(pipeline.states) if p not in held])
+            pipeline.reassigned()  # a broker that started again shows here first: check the logs again
 
     app.on_partitions_revoked.connect(on_revoked, weak=False)
     app.on_partitions_assigned.connect(on_assigned, weak=False)

@@ -192,6 +192,7 @@ class BrokerProbe:
         self.bootstrap = bootstrap
         self.timeout = timeout
         self.consumer = None
+        self.last_value: bytes | None = None  # of the message the last call found
 
     async def __call__(self, topic: str, partition: int, offset: int) -> int | None:
         from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -206,7 +207,17 @@ class BrokerProbe:
         self.consumer.seek(tp, offset)
         batch = await self.consumer.getmany(tp, timeout_ms=int(self.timeout * 1000), max_records=1)
         messages = batch.get(tp)
+        self.last_value = messages[0].value if messages else None
         return messages[0].offset if messages else None
+
+    async def digest_at(self, topic: str, partition: int, offset: int) -> str | None:
+        """The digest (state.message_digest) of the message at exactly ``offset``; None: none there."""
+
+        from stream.runtime.state import message_digest
+
+        if await self(topic, partition, offset) != offset:
+            return None
+        return message_digest(self.last_value)
 
     async def stop(self) -> None:
         consumer, self.consumer = self.consumer, None

@@ -39,7 +39,7 @@ from stream.runtime import quarantine
 from stream.runtime.continuity import Continuity
 from stream.runtime.domain import Domain, Effects
 from stream.runtime.producer import Messages, Outputs
-from stream.runtime.state import PartitionState, decode_records, encode_record
+from stream.runtime.state import PartitionState, decode_records, encode_record, message_digest
 from stream.runtime.topics import REJECTIONS
 
 log = logging.getLogger(__name__)
@@ -65,7 +65,7 @@ class Pipeline:
     def __init__(self, domain: Domain, *, outputs: Outputs, write_record: Callable[[int, bytes, bytes], None],
                  records: Callable[[], Any], max_in_flight: int, continuity: Continuity | None = None,
                  clock: Callable[[], float] = time.time, max_input_bytes: int | None = None,
-                 max_record_bytes: int | None = None):
+                 max_record_bytes: int | None = None, log_probe: Any = None, metrics: Any = None):
         self.domain = domain
         self.outputs = outputs
         self.write_record = write_record
@@ -74,6 +74,9 @@ class Pipeline:
         self.clock = clock
         self.max_input_bytes = max_input_bytes  # larger input messages are refused unread (too_large)
         self.max_record_bytes = max_record_bytes  # larger records are written in parts (state.py)
+        self.log_probe = log_probe  # digest_at(topic, partition, offset): is this still the log we applied?
+        self.metrics = metrics
+        self.verified: set[tuple[str, int]] = set()  # input partitions whose log was found the same
         self.rejections_topic = getattr(domain, "rejections", REJECTIONS)
         self.states: dict[int, PartitionState] = {}
         self.lock = asyncio.Lock()
@@ -105,6 +108,7 @@ class Pipeline:
         partitions = list(partitions)
         for partition in partitions:
             self.states.pop(partition, None)
+        self.verified = {tp for tp in self.verified if tp[1] not in partitions}
         if self.continuity is not None:
             self.continuity.forget(partitions)
 
@@ -118,9 +122,15 @@ class Pipeline:
             if self.continuity is not None:
                 self.continuity.seen(topic, partition)
             if state.applied(topic, offset):
-                # redelivered after its record was made: acknowledged behind the records in flight
-                await self._launch(Delivery(partition, {}, ack=ack))
-                return
+                if not await self._log_started_again(state, topic, partition):
+                    # redelivered after its record was made: acknowledged behind the records in flight
+                    await self._launch(Delivery(partition, {}, ack=ack))
+                    return
+                # the policy: a log that started again is read from its start, as new input
+                # (documents seen before are still recognised by the domain, by id and digest)
+                rebase = state.rebase_record([topic])
+                await self._launch(Delivery(partition, {}, records=encode_record(partition, rebase)))
+                state.apply_record(rebase)
             if self.continuity is not None and not await self.continuity.admit(
                     topic, partition, self._due(state, topic, partition), offset):
                 return  # not handled, not acknowledged: it is read again after the earlier ones
@@ -129,23 +139,57 @@ class Pipeline:
             delivery.ack = ack
             await self._launch(delivery)
 
+    def reassigned(self) -> None:
+        """After a rebalance: check each input log again before passing over what looks applied."""
+        self.verified.clear()
+
+    async def _log_started_again(self, state: PartitionState, topic: str, partition: int) -> bool:
+        """Does the broker hold at our last applied offset another message (or none)? Then the log
+        started again (a memory-only broker restarted, a new cluster, a recreated topic) and what
+        looks applied is new input. Asked once per input partition after each assignment."""
+        if self.log_probe is None or (topic, partition) in self.verified:
+            return False
+        expected = state.digests.get(topic)
+        last = state.offsets.get(topic, -1)
+        if expected is None or last < 0:
+            self.verified.add((topic, partition))  # a record written before digests: cannot tell
+            return False
+        try:
+            found = await self.log_probe.digest_at(topic, partition, last)
+        except Exception as exc:  # no answer: pass over it now, ask again with the next message
+            log.warning("%s[%d]: could not check offset %d against the broker (%s: %s)", topic, partition, last,
+                        type(exc).__name__, exc)
+            return False
+        if found == expected:
+            self.verified.add((topic, partition))
+            return False
+        log.error("%s[%d]: the broker holds %s at offset %d, which %s applied: the log started again; reading it "
+                  "from offset 0 as new input", topic, partition, "another message" if found else "nothing", last,
+                  self.domain.name)
+        if self.metrics is not None:
+            self.metrics.record_input_gap(topic, "log_restarted")
+        self.verified.add((topic, partition))
+        return True
+
     def _handle(self, state: PartitionState, topic: str, partition: int, offset: int, key: bytes | None,
                 value: bytes | None) -> Delivery:
         limit = self.max_input_bytes
         if limit is not None and value is not None and len(value) > limit:
             detail = f"message at {topic}[{partition}]@{offset} has {len(value)} bytes, more than the {limit} allowed"
-            return self._prepare(state, partition, self._rejected("too_large", detail), topic, offset)
+            return self._prepare(state, partition, self._rejected("too_large", detail), topic, offset,
+                                 message_digest(value))
         try:
             effects = self.domain.handle(state.state, topic, key, value, self.clock())
             problem = self.outputs.oversized(effects.outputs)
             if problem is not None:
                 raise ValueError(problem)
-            return self._prepare(state, partition, effects, topic, offset)
+            return self._prepare(state, partition, effects, topic, offset, message_digest(value))
         except Exception as exc:  # a defect must not stop the partition: reject the message
             log.exception("%s: %s[%d]@%d failed", self.domain.name, topic, partition, offset)
             detail = (f"message at {topic}[{partition}]@{offset} could not be processed: "
                       f"{type(exc).__name__}: {exc}")[:500]
-            return self._prepare(state, partition, self._rejected("internal_error", detail), topic, offset)
+            return self._prepare(state, partition, self._rejected("internal_error", detail), topic, offset,
+                                 message_digest(value))
 
     def _rejected(self, reason: str, detail: str) -> Effects:
         """A whole input message refused by the runtime: one rejection, the state unchanged."""
@@ -194,11 +238,11 @@ class Pipeline:
         return due if due is None else quarantine.resume_offset(topic, partition, due)
 
     def _prepare(self, state: PartitionState, partition: int, effects: Effects, topic: str | None = None,
-                 offset: int | None = None) -> Delivery:
+                 offset: int | None = None, digest: str | None = None) -> Delivery:
         """Wrap the body in its record and apply it in memory (durable once the committer wrote it)."""
         delivery = Delivery(partition, {t: m for t, m in effects.outputs.items() if m}, counts=effects.counts)
         if topic is not None or effects.body is not None:
-            record = state.next_record(effects.body, topic, offset)
+            record = state.next_record(effects.body, topic, offset, digest)
             delivery.records = encode_record(partition, record, self.max_record_bytes)
             state.apply_record(record)  # last: the next message reads it
         return delivery

@@ -10,6 +10,9 @@ A record (schemas/state-record-2.json) is one changelog message:
   redelivered input is recognised and the offset due next is known (stream/runtime/continuity.py);
 - ``body`` is what the domain's ``State.apply`` takes (absent: only offsets moved);
 - ``"snapshot": true`` marks a body that rebuilds the whole state: it replaces what came before.
+- ``digests`` holds, per input topic, a digest of the last message applied: a log that starts again
+  (a new cluster, a recreated topic) shows at that offset another message, or none (pipeline.py);
+- ``"rebase": [topic, ...]`` records that policy: those topics' offsets start again from 0.
 
 A record larger than the changelog's message limit (a backlog settled at once, a big page) is
 written in parts, applied together or not at all (`encode_record`, `decode_records`): parts
@@ -41,6 +44,11 @@ _V1_ENVELOPE = ("seq", "src", "offsets")
 
 class UnknownRecordVersion(ValueError):
     """A changelog record written by a newer version of the runtime."""
+
+
+def message_digest(value: bytes | None) -> str:
+    """A short digest of an input message as the broker holds it (to recognise the same log)."""
+    return hashlib.blake2b(value or b"", digest_size=8).hexdigest()
 
 
 def record_key(partition: int, seq: int) -> bytes:
@@ -127,6 +135,7 @@ class PartitionState:
         self.state = new_state()
         self.seq = 0
         self.offsets: dict[str, int] = {}
+        self.digests: dict[str, str] = {}  # input topic -> message_digest of the message at its offset
 
     def apply_record(self, record: dict) -> None:
         """Apply one record (live, or replayed from the changelog)."""
@@ -135,25 +144,43 @@ class PartitionState:
             return  # replayed twice: already in
         if snapshot:
             self.state = self._new_state()
-            self.offsets = {}
+            self.offsets, self.digests = {}, {}
+        for topic in record.get("rebase", ()):
+            self.offsets[topic] = -1  # due from 0 again
+            self.digests.pop(topic, None)
         if body is not None:
             self.state.apply(body)
+        digests = record.get("digests", {})
         for topic, offset in offsets.items():
-            if offset > self.offsets.get(topic, -1):
+            if offset > self.offsets.get(topic, -1) or (snapshot and topic not in self.offsets):
                 self.offsets[topic] = offset
+                if topic in digests:
+                    self.digests[topic] = digests[topic]
+                else:
+                    self.digests.pop(topic, None)
         self.seq = seq
 
-    def next_record(self, body: dict | None, topic: str | None = None, offset: int | None = None) -> dict:
+    def next_record(self, body: dict | None, topic: str | None = None, offset: int | None = None,
+                    digest: str | None = None) -> dict:
         """The record that follows the last one applied (not applied yet)."""
         record: dict = {"v": RECORD_VERSION, "seq": self.seq + 1, "offsets": {} if topic is None else {topic: offset}}
+        if digest is not None:
+            record["digests"] = {topic: digest}
         if body is not None:
             record["body"] = body
         return record
 
+    def rebase_record(self, topics) -> dict:
+        """The record of the policy for an input log that started again: its offsets are due from 0."""
+        return {"v": RECORD_VERSION, "seq": self.seq + 1, "offsets": {}, "rebase": sorted(topics)}
+
     def snapshot_record(self) -> dict:
         """A record that rebuilds this whole partition (state and offsets) on its own."""
-        return {"v": RECORD_VERSION, "seq": self.seq, "offsets": dict(self.offsets), "snapshot": True,
-                "body": self.state.snapshot()}
+        record = {"v": RECORD_VERSION, "seq": self.seq, "offsets": dict(self.offsets), "snapshot": True,
+                  "body": self.state.snapshot()}
+        if self.digests:
+            record["digests"] = dict(self.digests)
+        return record
 
     def applied(self, topic: str, offset: int) -> bool:
         """Was this input offset applied already (a redelivery after a crash)?"""
