@@ -191,3 +191,63 @@ def test_float_quantities_never_reach_state_or_output(worker_on_broker):
     for m in movements:
         for field_name in ("received_qty", "declared_qty", "received", "declared", "on_hand"):
             assert m[field_name].__class__ is int, m
+
+
+def produce_raw_batches(bootstrap: str, topic: str, partition: int, batches: list[bytes]) -> list[int]:
+    """Send record batches as they are (a broken one included) in Produce requests; their error codes."""
+    import asyncio
+
+    from aiokafka import AIOKafkaClient
+    from aiokafka.protocol.produce import ProduceRequest
+
+    async def go():
+        client = AIOKafkaClient(bootstrap_servers=bootstrap)
+        await client.bootstrap()
+        try:
+            await client.force_metadata_update()
+            node = client.cluster.leader_for_partition(TopicPartition(topic, partition))
+            codes = []
+            for raw in batches:
+                response = await client.send(node, ProduceRequest(None, 1, 10_000, [(topic, [(partition, bytes(raw))])]))
+                codes.append(response.topics[0][1][0][1])
+            return codes
+        finally:
+            await client.close()
+
+    return asyncio.run(go())
+
+
+@pytest.mark.broker
+def test_a_corrupt_batch_on_the_broker_is_quarantined_and_everything_else_read(broker, installed):
+    """Tansu stores a batch whose compressed payload is corrupt; a consumer reads every good record of
+    that partition and of the others, and the bad batch is counted and named."""
+    import asyncio
+
+    from aiokafka import AIOKafkaConsumer
+
+    codes = produce_raw_batches(broker.bootstrap, "orders", 1, [
+        batch(0, [b"p1-before"], "zstd"), corrupt_payload(batch(0, [b"x" * 40, b"y" * 40], "lz4")),
+        batch(0, [b"p1-after"], "gzip")])
+    assert codes == [0, 0, 0]
+    assert produce_raw_batches(broker.bootstrap, "orders", 0, [batch(0, [b"p0-a", b"p0-b"], "snappy")]) == [0]
+
+    async def consume():
+        consumer = AIOKafkaConsumer("orders", bootstrap_servers=broker.bootstrap, auto_offset_reset="earliest",
+                                    enable_auto_commit=False)
+        await consumer.start()
+        got = []
+        try:
+            for _ in range(40):
+                for tp, messages in (await consumer.getmany(timeout_ms=250)).items():
+                    got.extend((tp.partition, m.value) for m in messages)
+                if len(got) >= 4:
+                    break
+        finally:
+            await consumer.stop()
+        return got
+
+    got = asyncio.run(consume())
+    assert sorted(got) == [(0, b"p0-a"), (0, b"p0-b"), (1, b"p1-after"), (1, b"p1-before")]
+    [skipped] = quarantine.skipped("orders", 1)
+    assert (skipped.first, skipped.last, skipped.codec) == (1, 2, "lz4")
+    assert installed.quarantined.labels("orders", "lz4")._value.get() == 1
