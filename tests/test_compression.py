@@ -251,3 +251,44 @@ def test_a_corrupt_batch_on_the_broker_is_quarantined_and_everything_else_read(b
     [skipped] = quarantine.skipped("orders", 1)
     assert (skipped.first, skipped.last, skipped.codec) == (1, 2, "lz4")
     assert installed.quarantined.labels("orders", "lz4")._value.get() == 1
+
+
+@pytest.mark.broker
+@pytest.mark.slow
+def test_a_worker_quarantines_a_corrupt_batch_and_declares_the_rest(worker_on_broker):
+    """The worker (its app factory installs the quarantine) skips the bad batch alone: the orders
+    before and after it on the same partition, and those of the other partition, are declared."""
+
+    import orjson
+    from aiokafka.partitioner import murmur2
+
+    from tests.fixtures.builders import manifest, order
+    from tests.fixtures.pipeline import produce, read_all
+
+    broker, worker, log_path = worker_on_broker
+    wh, other = "KZ-QUARANTINE", "KZ-QUARANTINE-2"
+    partition = (murmur2(wh.encode()) & 0x7FFFFFFF) % broker.partitions
+    produce(broker.bootstrap, "goods.inbound", [manifest("Q-M", ("Q-A", 10), wh=wh)], key=wh.encode())
+    produce(broker.bootstrap, "goods.inbound", [manifest("Q2-M", ("Q2-A", 10), wh=other)], key=other.encode())
+
+    def orders_batch(*order_ids: str) -> bytearray:
+        builder = DefaultRecordBatchBuilder(magic=2, compression_type=CODEC_IDS["lz4"], is_transactional=False,
+                                            producer_id=-1, producer_epoch=-1, base_sequence=-1, batch_size=1 << 20)
+        for delta, order_id in enumerate(order_ids):
+            builder.append(delta, timestamp=None, key=wh.encode(), value=orjson.dumps(order(order_id, ("Q-A", 1), wh=wh)),
+                           headers=[])
+        return bytearray(builder.build())
+
+    codes = produce_raw_batches(broker.bootstrap, "orders", partition, [
+        orders_batch("Q-O1", "Q-O2"), corrupt_payload(orders_batch("Q-LOST1", "Q-LOST2")), orders_batch("Q-O3")])
+    assert codes == [0, 0, 0]
+    produce(broker.bootstrap, "orders", [order("Q2-O1", ("Q2-A", 1), wh=other)], key=other.encode())
+    wanted = {"Q-O1", "Q-O2", "Q-O3", "Q2-O1"}
+    docs = read_all(broker.bootstrap, ("declarations",), lambda d: wanted <= {x["order_id"] for x in d["declarations"]},
+                    timeout=60, idle=1.0)
+    declared = [x["order_id"] for x in docs["declarations"] if x["order_id"].startswith("Q")]
+    assert sorted(declared) == sorted(wanted), log_path.read_text()[-3000:]
+    assert worker.poll() is None
+    log = log_path.read_text(errors="replace")
+    assert f"quarantined an undecodable record batch: orders[{partition}]" in log
+    assert "Q-LOST" not in log  # the log names offsets, never a record's content
