@@ -119,8 +119,8 @@ def _send(broker_url: str | None, doc: dict) -> None:
     async def go():
         from aiokafka import AIOKafkaProducer
         producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=False)
-        await producer.start()
-        try:
+        try:  # stopped even when it never started (an unreachable broker)
+            await producer.start()
             await producer.send_and_wait(AUDIT_EVENTS, orjson.dumps(doc), key=doc["case_id"].encode())
         finally:
             await producer.stop()
@@ -193,9 +193,9 @@ def latest_cases(bootstrap: str, timeout: float = READ_TIMEOUT_SECONDS) -> dict[
     async def go():
         consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
                                     auto_offset_reset="earliest", group_id=None)
-        await consumer.start()
         cases: dict[str, dict] = {}
         try:
+            await consumer.start()
             partitions = consumer.partitions_for_topic(AUDIT_CASES)
             if not partitions:
                 await consumer.force_metadata_update()
