@@ -10,6 +10,8 @@ from decimal import Decimal
 import orjson
 import pytest
 from click.testing import CliRunner
+from hypothesis import given
+from hypothesis import strategies as st
 
 from stream.cli import main
 from stream.taxfree import rules as rules_module
@@ -76,6 +78,14 @@ def test_vat_inside_a_price():
     assert vat_in_price(12_000_000, Decimal(16)) == 1_655_172  # 120,000.00 KZT holds 16,551.72
     assert vat_in_price(11_200, Decimal(12)) == 1_200
     assert vat_in_price(1, Decimal(16)) == 0
+
+
+@given(st.integers(0, 10**14), st.sampled_from(["16", "12", "0", "20", "7.5", "12.25", "15.333"]))
+def test_vat_in_integers_equals_the_decimal_formula(price, rate):
+    from stream.money import round_tiyn
+
+    r = Decimal(rate)
+    assert vat_in_price(price, r) == round_tiyn(Decimal(price) * r / (100 + r) / 100)
 
 
 def test_design_example_refund():

@@ -122,7 +122,6 @@ def _integer(lo: int, hi: int | None):
         if v < lo or (hi is not None and v > hi):
             return ("out_of_range", f"is outside {lo}..{hi if hi is not None else ''}")
         return None
-    check.integer = True
     return check
 
 
@@ -158,7 +157,7 @@ def _fields(doc: dict, spec: tuple, path: str):
             if r[0] == "nested":
                 return r[1]
             return (r[0], f"{path}{key}: {r[1]}")
-        if getattr(check, "integer", False) and isinstance(v, float):
+        if v.__class__ is float:  # only an integer check lets a float through: 2.0 becomes 2
             doc[key] = int(v)
     return None
 

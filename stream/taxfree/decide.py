@@ -22,7 +22,7 @@ from decimal import Decimal
 import orjson
 
 from stream.contracts.reasons import rejection
-from stream.money import format_tiyn, parse_tiyn, percent_of, round_tiyn
+from stream.money import format_tiyn, parse_tiyn, percent_of
 from stream.taxfree import contracts
 from stream.taxfree.contracts import REFUSAL_REASONS
 from stream.taxfree.pii import buyer_subject, keyed_hash, mask
@@ -106,8 +106,13 @@ def _sorted(reasons: set[str]) -> list[str]:
 
 
 def vat_in_price(price_tiyn: int, rate_pct: Decimal) -> int:
-    """The VAT a VAT-inclusive price holds: price x r / (1 + r), rounded half up to the tiyn."""
-    return round_tiyn(Decimal(price_tiyn) * rate_pct / (100 + rate_pct) / 100)
+    """The VAT a VAT-inclusive price holds: price x r / (1 + r), rounded half up to the tiyn.
+
+    In integers, exactly: with the rate as a fraction n / d of 100 (16% -> 16/1), the VAT is
+    price x n / (100 d + n), rounded half up."""
+    n, d = rate_pct.as_integer_ratio()
+    denominator = 100 * d + n
+    return (2 * price_tiyn * n + denominator) // (2 * denominator)
 
 
 MAX_PARKED = 4  # inputs held per unknown document at most (a flood of them is rejected)
@@ -119,6 +124,27 @@ class Decider:
         self.keys = keys
         self.pii_key = pii_key
         self.hold_seconds = hold_seconds
+        self._by_receipt_day: dict[date, tuple] = {}
+        self._by_issue_day: dict[date, tuple] = {}
+
+    # The figures in force on a day, looked up once per day (documents of a day share them).
+    def _receipt_terms(self, on: date):
+        terms = self._by_receipt_day.get(on)
+        if terms is None:
+            rules = self.rules
+            terms = (rules.vat_rate_pct.at(on), rules.commission_pct.at(on), rules.minimum_tiyn(on),
+                     rules.payment_window.at(on))
+            if len(self._by_receipt_day) < 10_000:
+                self._by_receipt_day[on] = terms
+        return terms
+
+    def _issue_terms(self, on: date):
+        terms = self._by_issue_day.get(on)
+        if terms is None:
+            terms = (self.rules.validity.at(on), self.rules.eaeu_states.at(on))
+            if len(self._by_issue_day) < 10_000:
+                self._by_issue_day[on] = terms
+        return terms
 
     # -- one input ----------------------------------------------------------------------------
 
@@ -201,12 +227,8 @@ class Decider:
             return _reject(document_id, "dates_out_of_order",
                            "buyer.passport.issued_on: the passport is issued after the document")
         receipt_on = min(receipt_days)
-        rate = self.rules.vat_rate_pct.at(receipt_on)
-        commission_pct = self.rules.commission_pct.at(receipt_on)
-        minimum = self.rules.minimum_tiyn(receipt_on)
-        window = self.rules.payment_window.at(receipt_on)
-        months = self.rules.validity.at(issued_on)
-        states = self.rules.eaeu_states.at(issued_on)
+        rate, commission_pct, minimum, window = self._receipt_terms(receipt_on)
+        months, states = self._issue_terms(issued_on)
         if None in (rate, commission_pct, minimum, window, months, states):
             return _reject(document_id, "no_rule_set",
                            f"no tax-free rule (VAT rate, commission, MCI, minimum, payment window, validity) "
