@@ -113,6 +113,8 @@ setup(
             "pyyaml>=6",
             "ruff>=0.5",
             # test-only, per domain
+            "zxing-cpp>=2.2",  # tax-free: decode the rendered QR with a real decoder
+            "pypdfium2>=4",  # tax-free: rasterise the rendered PDF to decode its QR
             "confluent-kafka>=2.3",  # feed hardening: librdkafka produces the compressed batches real feeds send
             "chdb>=2.0",  # analytics: the DDL and every query on an in-process current ClickHouse
             "pypdf>=4",  # local content: the report test reads the PDF back
