@@ -96,6 +96,7 @@ setup(
         "ddsketch>=3.0,<4",  # mergeable relative-error quantile sketches: the price and weight indices of the risk scorer
         # tax-free refunds (stream/taxfree)
         "pyjwt[crypto]>=2.10",  # JWS QR (EdDSA) and API tokens; cryptography underneath
+        "pynacl>=1.5",  # libsodium's Ed25519: the QR check of every document (2x OpenSSL's here)
         "segno>=1.6",  # QR codes for the rendered tax-free form
         "fpdf2>=2.8",  # the PDF form (pulls Pillow, also used for the PNG)
         # local content (stream/localcontent)
