@@ -56,7 +56,7 @@ def create_app(cfg: settings_module.Settings, domains=None, *, assessor=None, me
         domains = [domain(cfg, assessor=assessor, metrics=metrics)]
     app_id = app_id or cfg.app_id
     app = faust_app(cfg, app_id)
-    outputs = Outputs(bootstrap_of(cfg.broker), cfg.page_bytes)
+    outputs = Outputs(bootstrap_of(cfg.broker), cfg.page_bytes, compression=cfg.output_compression)
     pipelines = install_all(app, domains, outputs=outputs, cfg=cfg, bootstrap=bootstrap_of(cfg.broker), metrics=metrics)
 
     if sink is not None:

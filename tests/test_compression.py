@@ -133,7 +133,9 @@ def worker_on_broker(tmp_path_factory):
 
     tmp = tmp_path_factory.mktemp("codecs")
     broker = start_broker(partitions=2)
-    worker = start_worker(broker.url, tmp, tmp / "worker.log", CUSTOMS_PARTITIONS=2, CUSTOMS_PENDING_HOLD_SECONDS=3)
+    # outputs compressed by the setting: every test of this module reads them back
+    worker = start_worker(broker.url, tmp, tmp / "worker.log", CUSTOMS_PARTITIONS=2, CUSTOMS_PENDING_HOLD_SECONDS=3,
+                          CUSTOMS_OUTPUT_COMPRESSION="zstd")
     try:
         yield broker, worker, tmp / "worker.log"
     finally:
@@ -292,3 +294,59 @@ def test_a_worker_quarantines_a_corrupt_batch_and_declares_the_rest(worker_on_br
     log = log_path.read_text(errors="replace")
     assert f"quarantined an undecodable record batch: orders[{partition}]" in log
     assert "Q-LOST" not in log  # the log names offsets, never a record's content
+
+
+@pytest.mark.broker
+@pytest.mark.slow
+def test_outputs_are_compressed_by_the_setting(worker_on_broker, monkeypatch):
+    """CUSTOMS_OUTPUT_COMPRESSION=zstd: the declarations the worker writes arrive in zstd batches."""
+    import asyncio
+
+    from aiokafka import AIOKafkaConsumer
+    from aiokafka.consumer import fetcher
+
+    from tests.fixtures.builders import manifest, order
+    from tests.fixtures.pipeline import produce
+
+    broker, worker, _ = worker_on_broker
+    wh = "KZ-OUT-ZSTD"
+    produce(broker.bootstrap, "goods.inbound", [manifest("Z-M", ("Z-A", 5), wh=wh)], key=wh.encode())
+    produce(broker.bootstrap, "orders", [order(f"Z-O{i}", ("Z-A", 1), wh=wh) for i in range(3)], key=wh.encode())
+    codecs = []
+
+    class RecordingMemoryRecords:
+        def __init__(self, data):
+            self._records = MemoryRecords(data)
+
+        def has_next(self):
+            return self._records.has_next()
+
+        def __getattr__(self, name):  # size_in_bytes and the rest, as they are
+            return getattr(self._records, name)
+
+        def next_batch(self):
+            batch = self._records.next_batch()
+            if batch is not None:
+                codecs.append(quarantine.codec_of(batch))
+            return batch
+
+    monkeypatch.setattr(fetcher, "MemoryRecords", RecordingMemoryRecords)
+
+    async def consume():
+        consumer = AIOKafkaConsumer("declarations", bootstrap_servers=broker.bootstrap, auto_offset_reset="earliest",
+                                    enable_auto_commit=False)
+        await consumer.start()
+        seen = set()
+        try:
+            for _ in range(200):
+                for messages in (await consumer.getmany(timeout_ms=300)).values():
+                    seen |= {m.value for m in messages}
+                if sum(b'"Z-O' in value for value in seen) >= 3:
+                    break
+        finally:
+            await consumer.stop()
+        return seen
+
+    seen = asyncio.run(consume())
+    assert sum(b'"Z-O' in value for value in seen) == 3
+    assert codecs and set(codecs) == {"zstd"}, codecs

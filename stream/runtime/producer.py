@@ -9,8 +9,9 @@ Messages = dict[str, list[tuple[bytes | None, bytes]]]  # topic -> [(key, value)
 class Outputs:
     """Produces the effects' outputs in batches on one aiokafka producer."""
 
-    def __init__(self, bootstrap: str, page_bytes: int):
+    def __init__(self, bootstrap: str, page_bytes: int, compression: str | None = None):
         self.bootstrap = bootstrap
+        self.compression = compression  # aiokafka's compression_type (CUSTOMS_OUTPUT_COMPRESSION)
         self.batch_bytes = max(page_bytes, 1 << 20)
         self.max_message_bytes = self.batch_bytes - 4096  # what one message may take of a batch
         self.producer = None
@@ -31,6 +32,7 @@ class Outputs:
             producer = AIOKafkaProducer(
                 bootstrap_servers=self.bootstrap, acks=1, linger_ms=5,
                 max_batch_size=self.batch_bytes, max_request_size=self.batch_bytes + (1 << 16),
+                compression_type=self.compression,
             )
             await producer.start()
             self.producer = producer
