@@ -506,3 +506,17 @@ def test_on_the_runtime_pipeline_with_crashes():
             final[d["document_id"]] = d
         assert final == expected
         assert h.state(0).docs.keys() == set(expected)
+
+
+def test_demo_step():
+    from stream.taxfree.demo import demo_step
+
+    lines = []
+    demo_step(lines.append)
+    text = "\n".join(lines)
+    assert "TF-2026-000123  refund       16 551.72    2 482.76   14 068.96  2026-08-29 .. 2026-11-15" in text
+    for reason in ("buyer_eaeu_citizen", "below_minimum", "not_pilot_airport", "export_refused",
+                   "export_not_confirmed"):
+        assert reason in text
+    assert "TF-INV-2026Q3-123456789012" in text and "due by 2026-10-05" in text
+    assert "C01X00T47" not in text
