@@ -49,9 +49,11 @@ def declarations(count: int, lines: int = 2, seed: int = 0) -> list[dict]:
 
 
 def movements(declared: list[dict]) -> list[dict]:
-    return [{"movement_id": f"MV-{doc['declaration_id']}-{n}", "warehouse_id": doc["warehouse_id"],
-             "sku": line["sku"], "kind": "declared", "qty": line["qty"], "at": "2026-11-21T10:00:00+05:00",
-             "ref": doc["order_id"]} for doc in declared for n, line in enumerate(doc["lines"])]
+    # the worker's stock-movement/1: one stock transaction per declared line
+    return [{"schema": "stock-movement/1", "warehouse_id": doc["warehouse_id"], "sku": line["sku"],
+             "at": "2026-11-21T10:00:00+05:00", "partition": 0, "seq": i * 8 + n + 1, "received_qty": 0,
+             "declared_qty": line["qty"], "received": line["qty"], "declared": line["qty"], "on_hand": 0}
+            for i, doc in enumerate(declared) for n, line in enumerate(doc["lines"])]
 
 
 async def run_sink(url: str, decls: list[dict], moves: list[dict], page: int, partitions: int, batch_rows: int,
@@ -76,12 +78,13 @@ async def run_sink(url: str, decls: list[dict], moves: list[dict], page: int, pa
 
 
 def convert_only(decls: list[dict], moves: list[dict], page: int) -> float:
-    from stream.analytics.sink import CONVERTERS
+    from stream.analytics.rows import Source
+    from stream.analytics.sink import convert
 
     started = time.perf_counter()
     for start in range(0, len(decls), page):
-        CONVERTERS["declaration"](decls[start:start + page], 0)
-        CONVERTERS["movement"](moves[start * 2:(start + page) * 2], 0)
+        convert("declaration", decls[start:start + page], Source("declarations", 0))
+        convert("movement", moves[start * 2:(start + page) * 2], Source("stock.movements", 0))
     return time.perf_counter() - started
 
 
