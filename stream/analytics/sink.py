@@ -22,6 +22,15 @@ with clickhouse-driver's NumPy extra (`clickhouse-driver[numpy]`, which needs pa
 as NumPy arrays, without it as plain lists (`columnar=True`). Both are tested.
 
 `Sink(url, ...)` is the batching sink on ClickHouse, what the worker's feeder uses.
+
+A domain adds its tables with one call in ``stream/<domain>/rows.py`` (found and imported by the
+sink itself; see stream/analytics/rows.py for the full contract)::
+
+    register("taxfree_decision", topic="taxfree.decisions", convert=decision_rows,
+             tables=(Table("taxfree_decisions", (("document_id", "str"), ...), ddl="201_taxfree_decisions.sql"),))
+
+and its DDL file beside the others in schemas/clickhouse/ (stream/analytics/sql/ is a link to it:
+one copy), which the sink applies before its first write.
 """
 from __future__ import annotations
 
