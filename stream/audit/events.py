@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import orjson
 
+from stream.contracts import registry
 from stream.contracts.validate import _date_check, _fields, _id_check, _kind, _show, _text, _wrong, parse_json_line
 from stream.money import parse_tiyn
 
@@ -87,6 +88,9 @@ def validate_event(doc: object) -> Problem | None:
         if key not in doc:
             return ("missing_field", f"{key}: required for kind {doc['kind']!r}")
     return None
+
+
+registry.register(EVENT_SCHEMA, validate_event, ref_field="case_id", domain="audit", schema_file="audit-event-1.json")
 
 
 @dataclass(frozen=True)
