@@ -153,11 +153,11 @@ def test_every_dashboard_query_runs_on_prometheus(prometheus):
         for expr in expressions(json.loads(Path(path).read_text())):
             if expr.startswith("label_values("):
                 metric = expr[len("label_values("):].split(",")[0]
-                assert query(prometheus, metric), expr
+                assert query(prometheus, metric) or not fed(expr), expr
                 continue
-            promql = (expr.replace("$__rate_interval", "10s").replace('=~"$warehouse"', '=~".*"'))
+            promql = as_instant_query(expr).replace("[30s]", "[10s]")
             result = query(prometheus, promql)
-            if "[" not in promql and "histogram_quantile" not in promql:
+            if "[" not in promql and "histogram_quantile" not in promql and fed(expr):
                 assert result, f"{path.name}: no data for {expr}"
 
 
@@ -174,11 +174,32 @@ def dashboard_queries():
             yield Path(path).name, titles.get(expr, "(template variable)"), expr
 
 
+# Metrics modules whose domains the worker of test_prometheus_scrapes_a_running_worker runs with a
+# feed: every panel that queries only their metrics must show data. A domain joins by running its
+# agents in that worker (--domains) with a feed of its own and adding its metrics module here; until
+# then its panels are sent to the same Prometheus and must be valid PromQL there.
+FED_METRICS_MODULES = ("stream.metrics",)
+
+
+def fed(expr: str) -> bool:
+    from tests.test_dashboards import exported_by_module, metric_names
+
+    modules = exported_by_module()
+    names = metric_names(as_instant_query(expr)) - {"up"}
+    fed_names = set().union(*(modules[m] for m in FED_METRICS_MODULES))
+    return names <= fed_names
+
+
 def as_instant_query(expr: str) -> str:
     """A dashboard expression with Grafana's variables filled in as the dashboard would."""
+    import re
+
     if expr.startswith("label_values("):
         return expr[len("label_values("):].split(",")[0].strip()
-    return expr.replace("$__rate_interval", "30s").replace('=~"$warehouse"', '=~".+"')
+    for variable, value in (("$__rate_interval", "30s"), ("$__interval", "15s"), ("$__range", "1h")):
+        expr = expr.replace(variable, value)
+    return re.sub(r'(=~|!~|=|!=)"\$[A-Za-z_]+"', lambda m: m.group(1) + '".+"' if "~" in m.group(1) else
+                  m.group(1) + '""', expr)
 
 
 @pytest.mark.broker
@@ -249,13 +270,18 @@ def test_prometheus_scrapes_a_running_worker(broker, clickhouse_url, tmp_path):
         lag = wait_for(base, 'customs_consumer_lag{topic="orders"}')
         assert lag and all(float(series["value"][1]) >= 0 for series in lag)
         # every dashboard panel, as Grafana would query it, returns data from this worker
-        empty = []
+        empty, checked = [], 0
         for name, title, expr in dashboard_queries():
+            if not fed(expr):
+                query(base, as_instant_query(expr))  # valid PromQL for this Prometheus (status success)
+                continue
+            checked += 1
             try:  # a rate needs two scrapes inside its window: give it a few
                 wait_for(base, as_instant_query(expr), timeout=15)
             except AssertionError:
                 empty.append((name, title, expr))
         assert not empty, f"panels with no data after a feed: {empty}"
+        assert checked >= 20  # the warehouse's and the pipeline's panels
     finally:
         if prom is not None:
             stop(prom)
