@@ -45,6 +45,8 @@ AUDIT_ENVIRONMENT: dict[str, tuple[str, str]] = {
                                "audit: Kazakhstan working-day calendar (religious dates, decree transfers, covered years)"),
     "CUSTOMS_AUDIT_TICK_SECONDS": ("60", "audit: how often the case agent checks deadlines"),
     "CUSTOMS_AUDIT_TODAY": ("", "audit: a fixed 'today' (YYYY-MM-DD) for the case agent, for tests and demos; empty: the date in Kazakhstan (UTC+5)"),
+    "CUSTOMS_PARCEL_OPERATOR_BIN": ("", "parcel flow: BIN of the operator declaring parcels (a request's own `operator_bin` wins; neither: the parcel is rejected)"),
+    "CUSTOMS_PARCEL_DEDUP_DAYS": ("3", "parcel flow: days an order id is remembered against redelivery (bounds the state)"),
 }
 RISK_ENVIRONMENT: dict[str, tuple[str, str]] = {
     "CUSTOMS_BUYER_SECRET": ("loopback-only-not-secret", "operator's key of buyer_ref = HMAC-SHA256(IIN) in declaration/2; the default is public, for loopback and tests only; production: a random secret of 32+ bytes (e.g. `openssl rand -hex 32`) from the operator's secret store, never changed (a new key re-keys every buyer_ref and breaks splitting history)"),
