@@ -176,7 +176,7 @@ def selection_of(doc: object, on: dt.date) -> Event | None | tuple[str | None, s
     problem = _fields(doc, (("declaration_id", _check_id, True),
                             ("revenue_at_risk", _kzt, True),
                             ("score", _score, True),
-                            ("profile", _text(1, 64), True)))
+                            ("profile", _text(1, 128), True)))
     if problem is not None:
         return (ref, *problem)
     from stream.audit.ids import case_id_for
