@@ -160,8 +160,8 @@ def test_the_state_survives_its_snapshot():
     assert again.orders == state.orders
 
 
-_junk = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=8),
-                  st.lists(st.integers(), max_size=2), st.dictionaries(st.text(max_size=3), st.integers(), max_size=2))
+_junk = st.one_of(st.none(), st.booleans(), st.integers(-2**63, 2**63 - 1), st.floats(), st.text(max_size=8),
+                  st.lists(st.integers(-9, 9), max_size=2), st.dictionaries(st.text(max_size=3), st.integers(-9, 9), max_size=2))
 
 
 @given(st.one_of(st.binary(max_size=64),
