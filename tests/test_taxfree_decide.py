@@ -520,3 +520,32 @@ def test_demo_step():
         assert reason in text
     assert "TF-INV-2026Q3-123456789012" in text and "due by 2026-10-05" in text
     assert "C01X00T47" not in text
+
+
+def test_pages_decide_like_single_messages():
+    """A page/1 of inputs gives the decisions and rejections its items give one by one, in one record."""
+    first = doc("TF-1")
+    items = [first, doc("TF-2", receipts=first["receipts"]), samples.confirmation(first),
+             {**doc("TF-3"), "lines": [{**samples.line("120000.00"), "vat": "1.00"}]}, doc("TF-4"),
+             samples.cancellation(doc("TF-4")), samples.confirmation(doc("TF-5")), doc("TF-5"), "not an object"]
+    single = Run().feed(*[x for x in items if isinstance(x, dict)])
+    ledger = Ledger()
+    ledger.apply(Run().feed(doc("TF-0")).bodies[0])
+    before = json.loads(json.dumps(ledger.snapshot()))
+    page = orjson.dumps({"schema": "page/1", "items": items[:-1]})
+    outcome = handle_bytes(DECIDER, ledger, None, None, page)
+    assert ledger.snapshot() == before  # handle does not mutate
+    assert outcome.decisions == single.decisions
+    assert [r["reason"] for r in outcome.rejections] == [r["reason"] for r in single.rejections] == ["vat_mismatch"]
+    assert outcome.rejections[0]["detail"].startswith("lines[0].vat") or "vat" in outcome.rejections[0]["detail"]
+    ledger.apply(json.loads(json.dumps(outcome.body)))
+    for document_id in ("TF-1", "TF-2", "TF-4", "TF-5"):
+        assert ledger.decision(document_id) == single.last(document_id)
+    assert ledger.receipts == {**single.ledger.receipts, **{k: v for k, v in ledger.receipts.items() if v == "TF-0"}}
+    bad_item = handle_bytes(DECIDER, Ledger(), None, None, orjson.dumps({"schema": "page/1", "items": [
+        doc("TF-9"), {"schema": "taxfree-document/1"}]}))
+    assert [r["detail"][:9] for r in bad_item.rejections] == ["items[1]:"]
+    too_big = handle_bytes(DECIDER, Ledger(), None, None, orjson.dumps({"schema": "page/1", "items": [{}] * 1001}))
+    assert [r["reason"] for r in too_big.rejections] == ["too_many_items"] and too_big.body is None
+    assert [r["reason"] for r in handle_bytes(DECIDER, Ledger(), None, None, page[:-5]).rejections] == [
+        "malformed_json"]

@@ -15,7 +15,7 @@ import orjson
 from stream.contracts.reasons import rejection
 from stream.runtime.domain import Effects
 from stream.taxfree import contracts
-from stream.taxfree.decide import Decider, Ledger, Outcome
+from stream.taxfree.decide import Decider, Ledger, Outcome, receipt_key
 from stream.taxfree.rules import KZ_TIME
 
 DOCUMENTS = "taxfree.documents"
@@ -31,24 +31,85 @@ ACCEPTS = {
 }
 
 
+MAX_PAGE_ITEMS = 1000  # a page's record holds every item's changes: kept well under a message's size
+
+
 def handle_bytes(decider: Decider, ledger: Ledger, topic: str | None, key: bytes | None, value: bytes | None,
                  now: float = 0.0) -> Outcome:
-    """One input message against `ledger` (not mutated): the offline command and the agent share it."""
+    """One input message against `ledger` (not mutated): the offline command and the agent share it.
+    A message is one document, or a `page/1` of them (each item stands or falls on its own)."""
     accept = ACCEPTS.get(topic, contracts.INPUT_SCHEMAS)
     if value is None:
         return Outcome(rejections=[rejection(None, "malformed_json", "the message has no value")])
-    doc = contracts.parse(value, accept)
-    if isinstance(doc, tuple):
-        reason, detail = doc
-        try:
-            ref = contracts.ref_of(orjson.loads(value))
-        except orjson.JSONDecodeError:
-            ref = None
-        return Outcome(rejections=[rejection(ref, reason, detail)])
+    try:
+        doc = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return Outcome(rejections=[rejection(None, "malformed_json", "the input is not valid JSON (or not UTF-8)")])
+    if isinstance(doc, dict) and doc.get("schema") == "page/1":
+        return handle_page(decider, ledger, accept, doc, now)
+    problem = contracts.check(doc, accept)
+    if problem is not None:
+        return Outcome(rejections=[rejection(contracts.ref_of(doc), *problem)])
     if key is not None and key != doc["document_id"].encode():
         return Outcome(rejections=[rejection(doc["document_id"], "invalid_code",
                                              "the message key is not the document_id (inputs are keyed by it)")])
     return decider.handle(ledger, doc, now)
+
+
+def handle_page(decider: Decider, ledger: Ledger, accept: tuple[str, ...], page: dict, now: float) -> Outcome:
+    """The items of a page in order, as if each were its own message, in one record: each item is
+    decided against a shadow ledger holding what it reads of `ledger` plus the changes of the items
+    before it; the record is their bodies in order ("steps"). A page serves one partition: its items
+    must be keyed to it (always so with the default single partition)."""
+    from stream.contracts.validate import validate_page
+
+    problem = validate_page(page)
+    if problem is None and len(page["items"]) > MAX_PAGE_ITEMS:
+        problem = ("too_many_items", f"items: {len(page['items'])} items, at most {MAX_PAGE_ITEMS} allowed")
+    if problem is not None:
+        return Outcome(rejections=[rejection(None, *problem)])
+    shadow, pulled = Ledger(), set()
+    steps, decisions, rejections = [], [], []
+    for i, item in enumerate(page["items"]):
+        problem = contracts.check(item, accept)
+        if problem is not None:
+            rejections.append(rejection(contracts.ref_of(item), problem[0], f"items[{i}]: {problem[1]}"))
+            continue
+        _pull(shadow, ledger, item, pulled)
+        outcome = decider.handle(shadow, item, now)
+        if outcome.body is not None:
+            shadow.apply(outcome.body)
+            steps.append(outcome.body)
+        decisions += outcome.decisions
+        rejections += outcome.rejections
+    return Outcome({"v": steps[0]["v"], "steps": steps} if steps else None, decisions, rejections)
+
+
+def _pull(shadow: Ledger, ledger: Ledger, item: dict, pulled: set) -> None:
+    """Copy into `shadow`, once, the entries of `ledger` that `item` reads or changes."""
+    document_id = item["document_id"]
+    if ("doc", document_id) not in pulled:
+        pulled.add(("doc", document_id))
+        record = ledger.docs.get(document_id)
+        if record is not None:
+            shadow.docs[document_id] = record
+            if document_id in ledger.pending:
+                shadow.pending[document_id] = ledger.pending[document_id]
+            keys = record["receipts"]
+        else:
+            keys = ()
+        if document_id in ledger.parked:
+            shadow.parked[document_id] = list(ledger.parked[document_id])
+    else:
+        keys = ()
+    if item["schema"] == "taxfree-document/1":
+        keys = [*keys, *(receipt_key(item["trading_entity"]["bin"], r["number"]) for r in item["receipts"])]
+    for key in keys:
+        if ("receipt", key) not in pulled:
+            pulled.add(("receipt", key))
+            holder = ledger.receipts.get(key)
+            if holder is not None:
+                shadow.receipts[key] = holder
 
 
 def _effects(outcome: Outcome | None, new_documents: int = 0) -> Effects | None:
@@ -81,7 +142,7 @@ class TaxfreeDomain:
 
     def handle(self, state: Ledger, topic: str, key: bytes | None, value: bytes | None, now: float) -> Effects:
         outcome = handle_bytes(self.decider, state, topic, key, value, now)
-        new = 1 if topic == DOCUMENTS and outcome.decisions else 0
+        new = len({d["document_id"] for d in outcome.decisions}) if topic == DOCUMENTS else 0
         return _effects(outcome, new)
 
     def tick(self, state: Ledger, now: float) -> Effects | None:

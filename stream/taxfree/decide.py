@@ -38,6 +38,11 @@ def digest(doc: dict) -> str:
     return hashlib.blake2b(orjson.dumps(doc, option=orjson.OPT_SORT_KEYS), digest_size=16).hexdigest()
 
 
+def qr_digest(qr: str | None) -> str | None:
+    """What the ledger keeps of a QR to compare the airport's scan with (the JWS is 400+ bytes)."""
+    return None if qr is None else hashlib.blake2b(qr.encode(), digest_size=16).hexdigest()
+
+
 def kz_date(timestamp: str) -> date:
     return contracts.timestamp_of(timestamp).astimezone(KZ_TIME).date()
 
@@ -49,7 +54,7 @@ def receipt_key(bin_: str, number: str) -> str:
 class Ledger:
     """One partition's tax-free documents, as records without personal data.
 
-    A record: digest, trading entity BIN, form, dates (ordinals), receipts held, the document's QR,
+    A record: digest, trading entity BIN, form, dates (ordinals), receipts held, a digest of the QR,
     buyer_ref and the masked passport and card, the confirmation and cancellation digests, and the
     current decision. `receipts` maps each receipt held by a live document to that document.
     """
@@ -63,6 +68,8 @@ class Ledger:
         self.parked: dict[str, list[dict]] = {}
 
     def apply(self, body: dict) -> None:
+        for step in body.get("steps", ()):  # a page: its items' bodies in order
+            self.apply(step)
         for document_id in body.get("unpark", ()):
             self.parked.pop(document_id, None)
         for document_id, inputs in body.get("park", {}).items():
@@ -266,7 +273,7 @@ class Decider:
         record = {
             "digest": content, "bin": bin_, "form": doc["form"], "issued_at": doc["issued_at"],
             "issued_on": issued_on.toordinal(), "valid_to": end_of_validity(issued_on, months).toordinal(),
-            "receipts": keys, "holds": "duplicate_receipt" not in reasons, "qr": qr,
+            "receipts": keys, "holds": "duplicate_receipt" not in reasons, "qr": qr_digest(qr),
             "buyer_ref": keyed_hash(buyer_subject(passport["country"], passport["number"]), self.pii_key),
             "passport": {"country": passport["country"], "number": mask(passport["number"])},
             "card": mask(doc["buyer"]["card_token"]),
@@ -309,7 +316,7 @@ class Decider:
                 reasons.add("not_pilot_airport")
             scanned = doc.get("qr_scanned")
             if (record["form"] == "electronic" and doc["outcome"] == "confirmed") or scanned is not None:
-                if scanned != record["qr"]:
+                if qr_digest(scanned) != record["qr"]:
                     reasons.add("qr_mismatch")
         record["decision"] = _decision(document_id, record, reasons, on, final=True)
         return Outcome({"v": RECORD_VERSION, "docs": {document_id: record}}, [record["decision"]])

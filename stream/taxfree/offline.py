@@ -14,15 +14,16 @@ def decide_lines(lines: Iterable[bytes], decider: Decider, as_of: date) -> Itera
     at the end of the input), then one decision per document (as of `as_of`) in the order of their
     first appearance."""
     ledger = Ledger()
-    order: list[str] = []
+    order: dict[str, None] = {}  # document ids in the order of their first appearance
     for raw in lines:
         if not raw.strip():
             continue
         outcome = handle_bytes(decider, ledger, None, None, raw)
         if outcome.body is not None:
-            for document_id in outcome.body.get("docs", ()):
-                if document_id not in ledger.docs:
-                    order.append(document_id)
+            for step in outcome.body.get("steps", (outcome.body,)):
+                for document_id in step.get("docs", ()):
+                    if document_id not in ledger.docs:
+                        order.setdefault(document_id)
             ledger.apply(outcome.body)
         yield from outcome.rejections
     while True:  # the input is over: what was held for a document that never came is rejected
