@@ -221,3 +221,41 @@ def test_today_is_the_date_in_kazakhstan():
     assert kazakhstan_today(dt.datetime(2026, 3, 1, 19, 0, tzinfo=dt.timezone.utc).timestamp()) == D("2026-03-02")
     assert kazakhstan_today(dt.datetime(2026, 3, 1, 18, 59, tzinfo=dt.timezone.utc).timestamp()) == D("2026-03-01")
     assert fixed_today(D("2026-05-05"))(0.0) == D("2026-05-05")
+
+
+# -- no input crashes the agent ---------------------------------------------------------------------
+
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_values = st.one_of(st.none(), st.booleans(), st.integers(-2**63, 2**63 - 1), st.floats(allow_nan=False),
+                    st.text(max_size=10), st.sampled_from(["2026-03-02", "2026-12-31", "0", "1000.00", "CASE-A"]))
+_event_docs = st.builds(
+    lambda kind, on, extra: {**event("CASE-A", kind, on), **extra},
+    st.sampled_from(["opened", "notification_delivered", "paid", "explanation_received", "explanation_accepted",
+                     "explanation_rejected", "other"]),
+    st.sampled_from(["2026-03-02", "2026-03-19", "2026-03-21", "2027-01-04", "2023-12-29"]),
+    st.dictionaries(st.sampled_from(["amount", "additional_accruals", "declaration_id", "findings", "event_id",
+                                     "case_id", "schema", "on"]), _values, max_size=3))
+
+
+@given(st.lists(st.one_of(st.binary(max_size=40).map(lambda b: (AUDIT_EVENTS, b)),
+                          _event_docs.map(lambda d: (AUDIT_EVENTS, orjson.dumps(d))),
+                          st.dictionaries(st.sampled_from(sorted(score("D-1")) + ["x"]), _values, max_size=3).map(
+                              lambda change: (RISK_HITS, orjson.dumps({**score("D-1"), **change})))),
+                max_size=12))
+def test_no_message_crashes_the_agent(messages):
+    domain = CaseDomain(today=fixed_today(D("2026-03-20")))
+    state = domain.new_state(0)
+    for topic, value in messages:
+        key = case_id_for("D-1").encode() if topic == RISK_HITS else b"CASE-A"
+        effects = domain.handle(state, topic, key, value, 0.0)
+        if effects.body is not None:
+            state.apply(orjson.loads(orjson.dumps(effects.body)))
+        for out_topic, outputs in effects.outputs.items():
+            for _, out in outputs:
+                (CASE_SCHEMA if out_topic == AUDIT_CASES else REJECTION_SCHEMA).validate(orjson.loads(out))
+    later = CaseDomain(today=fixed_today(D("2026-12-31")))
+    effects = later.tick(state, 0.0)
+    for _, out in (effects.outputs.get(AUDIT_CASES, []) if effects else []):
+        CASE_SCHEMA.validate(orjson.loads(out))
