@@ -100,3 +100,30 @@ def test_every_report_query_runs_with_exact_figures(clickhouse):
     under = results["Goods under customs control per warehouse and day (units)"]
     received = sum(m["received_qty"] for m in moves if m["warehouse_id"] == WAREHOUSES[1])
     assert max(int(row[4]) for row in under if row[0] == WAREHOUSES[1]) == received
+
+
+def sql_literal(value) -> str:
+    if isinstance(value, bool) or value is None:
+        raise TypeError(f"no literal for {value!r}")
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, date):
+        return f"'{value.isoformat()}'"
+    return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def test_every_registered_analysis_query_runs(clickhouse):
+    """Queries other domains register (report.register_query) run on the current ClickHouse too."""
+    for statement in schema.all_statements():
+        clickhouse.query(statement)
+    rows.load_converters()  # domains register their queries beside their converters
+    insert(clickhouse, "declaration", [declaration(900)])
+    report.register_query("test: declarations per flow", "SELECT flow, count() FROM declarations FINAL "
+                          "WHERE declared_at >= %(first)s GROUP BY flow", {"first": date(2026, 11, 1)})
+    try:
+        for name, (sql, params) in report.ANALYSIS_QUERIES.items():
+            query(clickhouse, sql % {key: sql_literal(value) for key, value in params.items()})
+        got = query(clickhouse, report.ANALYSIS_QUERIES["test: declarations per flow"][0] % {"first": "'2026-11-01'"})
+        assert got and all(row[0] == "warehouse" for row in got)
+    finally:
+        report.ANALYSIS_QUERIES.pop("test: declarations per flow")

@@ -75,6 +75,20 @@ QUERIES: dict[str, tuple[tuple[str, ...], str]] = {
 }
 
 
+# Other analysis queries the system runs (a domain's operator report, its monthly figures), by name:
+# (SQL with clickhouse-driver %(name)s parameters, example parameters). A domain registers each one
+# beside its converters (stream/<domain>/rows.py) with `register_query`, and tests/test_chdb.py runs
+# every one of them, with its example parameters, on a current ClickHouse after the DDL is applied.
+ANALYSIS_QUERIES: dict[str, tuple[str, dict]] = {}
+
+
+def register_query(name: str, sql: str, example_params: dict | None = None) -> None:
+    known = ANALYSIS_QUERIES.get(name)
+    if known is not None and known[0] != sql:
+        raise ValueError(f"analysis query {name!r} is registered twice with different SQL")
+    ANALYSIS_QUERIES[name] = (sql, dict(example_params or {}))
+
+
 def _cell(value) -> str:
     if isinstance(value, Decimal):  # KZT from Decimal(38, 2) columns: exact, written as Kazakhstan does
         return format_kzt(round_tiyn(value))
