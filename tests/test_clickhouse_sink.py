@@ -560,3 +560,15 @@ def test_feeder_skips_only_the_document_it_cannot_convert():
     asyncio.run(feeder._write(TopicPartition("declarations", 0), messages))
     assert written == [0, 2]
     assert feeder._uncommitted  # the whole batch is consumed: nothing blocks the partition
+
+
+def test_every_registered_analysis_query_runs_on_the_live_server(clickhouse_url):
+    from stream.analytics import report, rows
+
+    rows.load_converters()  # domains register their queries beside their converters
+    client = schema.client(schema.parse_url(clickhouse_url))
+    try:
+        for name, (sql, params) in report.ANALYSIS_QUERIES.items():
+            client.execute(sql, params)  # raises on SQL this server does not take
+    finally:
+        client.disconnect()

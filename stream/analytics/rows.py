@@ -32,6 +32,9 @@ which `load_converters()` imports by itself::
   cannot convert (then nothing of the batch is buffered). Money is exact integer tiyn: use `tiyn`
   (a KZT decimal string -> int; an int or a float is an error, never scaled). No personal value
   (IIN, name, passport, card token) goes into a row: a keyed pseudonym if one is needed.
+- A query the domain runs on its tables (an operator report) is registered in the same module with
+  `stream.analytics.report.register_query(name, sql, example_params)`: the tests run every one on
+  the live 18.16 server and on a current ClickHouse (chdb).
 """
 from __future__ import annotations
 
