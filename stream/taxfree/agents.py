@@ -7,6 +7,7 @@ pending, then refund or refusal) and `rejections`. The timer refuses what the va
 """
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from decimal import Decimal
 
@@ -23,6 +24,8 @@ CONFIRMATIONS = "taxfree.confirmations"
 CANCELLATIONS = "taxfree.cancellations"
 DECISIONS = "taxfree.decisions"
 REJECTIONS = "rejections"
+
+log = logging.getLogger(__name__)
 
 ACCEPTS = {
     DOCUMENTS: ("taxfree-document/1",),
@@ -130,12 +133,18 @@ class TaxfreeDomain:
     rejections = REJECTIONS
     tick_seconds = 10.0  # the validity ends at a day's end; held inputs expire after minutes
 
-    def __init__(self, decider: Decider, metrics=None):
+    def __init__(self, decider: Decider, metrics=None, partitions: int = 1):
         self.decider = decider
         self.metrics = metrics
+        # partitions of the taxfree.* topics: the receipt check spans one partition's documents, so
+        # the topic plan should create them with this count (CUSTOMS_TAXFREE_PARTITIONS, default 1)
+        self.partitions = partitions
         self.ledgers: dict[int, Ledger] = {}  # the partitions this worker holds, for the API
 
     def new_state(self, partition: int) -> Ledger:
+        if partition >= self.partitions:
+            log.warning("taxfree: partition %d of more than CUSTOMS_TAXFREE_PARTITIONS=%d: a receipt is checked "
+                        "against this partition's documents only", partition, self.partitions)
         ledger = Ledger()
         self.ledgers[partition] = ledger
         return ledger
@@ -186,6 +195,7 @@ def build_decider(commission_pct: str | Decimal | None = None, rules_path=None, 
 def domain(cfg=None) -> TaxfreeDomain:
     """The tax-free domain for the worker. Raises `RulesError` (with a clear message) on a commission
     above 20% or a broken rules file, so the worker does not start."""
+    from stream.settings import env
     from stream.taxfree.metrics import default
 
-    return TaxfreeDomain(build_decider(), default())
+    return TaxfreeDomain(build_decider(), default(), int(env("CUSTOMS_TAXFREE_PARTITIONS")))
