@@ -81,6 +81,16 @@ def test_a_missing_required_field(base, key):
     assert validate_event(doc)[0] == expected
 
 
+def test_findings_must_not_quote_an_iin():
+    for findings in ("buyer 900101300123 split the parcels", "x" * 20 + "123456789012"):
+        doc = dict(OPENED, findings=findings)
+        check_agrees(doc)
+        reason, detail = validate_event(doc)
+        assert reason == "invalid_text" and "900101300123" not in detail
+    check_agrees(dict(OPENED, findings="declaration line 0: 12345678901 is eleven digits"))
+    assert validate_event(dict(OPENED, findings="declaration line 0: 12345678901 is eleven digits")) is None
+
+
 def test_findings_never_appear_in_a_rejection():
     secret = "buyer Aigerim S., IIN 900101300123"
     doc = dict(OPENED, findings=secret * 200)
@@ -103,7 +113,8 @@ _ids = st.one_of(st.from_regex(r"\A[A-Za-z0-9][A-Za-z0-9._:/#-]{0,130}\Z"), _tex
 def events(draw):
     doc = {"schema": draw(st.sampled_from(["audit-event/1"] * 9 + ["audit-event/2"])),
            "case_id": draw(_ids), "kind": draw(st.sampled_from(KINDS + ("closed",))), "on": draw(_dates)}
-    for key, strategy in (("event_id", _ids), ("declaration_id", _ids), ("findings", st.text(max_size=5)),
+    findings = st.one_of(st.text(max_size=5), st.sampled_from(["IIN 900101300123", "9001013001", "a\n"]))
+    for key, strategy in (("event_id", _ids), ("declaration_id", _ids), ("findings", findings),
                           ("additional_accruals", _amounts), ("amount", _amounts)):
         if draw(st.booleans()):
             doc[key] = draw(strategy)

@@ -27,6 +27,7 @@ MAX_FINDINGS = 4000
 
 _AMOUNT = re.compile(r"(?:0|[1-9][0-9]{0,12})(?:\.[0-9]{1,2})?").fullmatch
 _ZERO = re.compile(r"0(?:\.0{1,2})?").fullmatch
+_TWELVE_DIGITS = re.compile(r"[0-9]{12}").search
 
 Problem = tuple[str, str]
 
@@ -57,9 +58,11 @@ def _findings(v) -> Problem | None:
     # the value is never echoed: findings can quote a declaration's text
     if not isinstance(v, str):
         return ("wrong_type", f": expected a string, got {_kind(v)}")
-    if 1 <= len(v) <= MAX_FINDINGS:
-        return None
-    return ("invalid_text", f": must be 1 to {MAX_FINDINGS} characters long, has {len(v)}")
+    if not 1 <= len(v) <= MAX_FINDINGS:
+        return ("invalid_text", f": must be 1 to {MAX_FINDINGS} characters long, has {len(v)}")
+    if _TWELVE_DIGITS(v) is not None:
+        return ("invalid_text", ": must not quote an IIN or BIN (a run of 12 digits); name the declaration line")
+    return None
 
 
 _EVENT = (
