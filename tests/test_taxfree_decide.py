@@ -417,9 +417,19 @@ def test_domain_handle_does_not_mutate_and_keys_by_document_id():
 
     from stream.taxfree.rules import KZ_TIME
 
-    assert domain.tick(state, datetime(2026, 11, 30, 23, 59, tzinfo=KZ_TIME).timestamp()) is None
-    lapse = domain.tick(state, datetime(2026, 12, 1, 0, 1, tzinfo=KZ_TIME).timestamp())
-    assert orjson.loads(lapse.outputs["taxfree.decisions"][0][1])["reasons"] == ["export_not_confirmed"]
+    # valid to 2026-11-30; the worker's timer waits the grace of 14 days for late (paper) confirmations
+    assert domain.tick(state, datetime(2026, 12, 14, 23, 59, tzinfo=KZ_TIME).timestamp()) is None
+    lapse = domain.tick(state, datetime(2026, 12, 15, 0, 1, tzinfo=KZ_TIME).timestamp())
+    decided = orjson.loads(lapse.outputs["taxfree.decisions"][0][1])
+    assert decided["reasons"] == ["export_not_confirmed"] and decided["decided_on"] == "2026-12-01"
+    # a document that arrives long lapsed waits the hold for a confirmation right behind it
+    late = Ledger()
+    arrived = datetime(2027, 1, 10, 12, 0, tzinfo=KZ_TIME).timestamp()
+    late.apply(domain.handle(late, DOCUMENTS, b"TF-1", orjson.dumps(d), arrived).body)
+    assert domain.tick(late, arrived + 59) is None
+    confirmed = domain.handle(late, CONFIRMATIONS, b"TF-1", orjson.dumps(samples.confirmation(d)), arrived + 1)
+    assert orjson.loads(confirmed.outputs["taxfree.decisions"][0][1])["decision"] == "refund"
+    assert domain.tick(late, arrived + 60).outputs["taxfree.decisions"]  # unconfirmed: refused after the hold
 
 
 # -- the rules file --------------------------------------------------------------------------------

@@ -85,3 +85,29 @@ def test_jwks_refuses_private_or_foreign_keys():
                 {"keys": "x"}, {"keys": [{**SELLER.jwk(), "kid": 5}]}):
         with pytest.raises(KeyError_):
             KeySet(json.loads(json.dumps(bad)))
+
+
+def test_payload_comparison():
+    from stream.taxfree.qr import payload_matches, payload_of
+
+    payload = payload_of(DOC, "16551.72")
+    assert payload_matches(payload, DOC, "16551.72")
+    assert payload_matches({**payload, "iat": 1, "note": "x"}, DOC, "16551.72")  # extra members: not compared
+    assert payload_matches({**payload, "issued_at": "2026-08-15T09:20:00Z"}, DOC, "16551.72")  # same instant
+    assert payload_matches({**payload, "vat": "16551.720"}, DOC, "16551.72") is False  # not a KZT amount
+    for change in ({"document_id": "TF-X"}, {"bin": "987654321098"}, {"vat": "16551.73"}, {"vat": 16551.72},
+                   {"issued_at": "2026-08-15T14:21:00+05:00"}, {"issued_at": "yesterday"}, {"receipts": []},
+                   {"receipts": "FMU-TF-Q"}, {"receipts": ["FMU-TF-Q", "FMU-2"]}):
+        assert not payload_matches({**payload, **change}, DOC, "16551.72"), change
+    assert not payload_matches(None, DOC, "16551.72") and not payload_matches([], DOC, "16551.72")
+
+
+def test_jwks_keys_are_bound_to_a_bin():
+    import pytest
+
+    from stream.taxfree.qr import KeyError_
+
+    bound = KeySet({"keys": [{**SELLER.jwk(), "kid": "store-key-1", "bin": SELLER.bin}]})
+    assert bound.verify(DOC["qr"], SELLER.bin)["document_id"] == "TF-Q"
+    with pytest.raises(KeyError_, match="say whose key it is"):
+        KeySet({"keys": [{**SELLER.jwk(), "kid": "store-key-1"}]})

@@ -8,7 +8,7 @@ pending, then refund or refusal) and `rejections`. The timer refuses what the va
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 import orjson
@@ -133,9 +133,13 @@ class TaxfreeDomain:
     rejections = REJECTIONS
     tick_seconds = 10.0  # the validity ends at a day's end; held inputs expire after minutes
 
-    def __init__(self, decider: Decider, metrics=None, partitions: int = 1):
+    def __init__(self, decider: Decider, metrics=None, partitions: int = 1, lapse_grace_days: int = 14):
         self.decider = decider
         self.metrics = metrics
+        # The timer refuses a lapsed document this many days after its validity ends: a confirmation
+        # stamped in time can reach the operator later (paper copies sit in airport mailboxes emptied
+        # weekly), and a refusal is final. The offline `decide --as-of` knows all its input: no grace.
+        self.lapse_grace = timedelta(days=lapse_grace_days)
         # partitions of the taxfree.* topics: the receipt check spans one partition's documents, so
         # the topic plan should create them with this count (CUSTOMS_TAXFREE_PARTITIONS, default 1)
         self.partitions = partitions
@@ -157,7 +161,8 @@ class TaxfreeDomain:
     def tick(self, state: Ledger, now: float) -> Effects | None:
         """Refuse what the validity let lapse; reject inputs held too long for a document that never came."""
         today = datetime.fromtimestamp(now, KZ_TIME).date()
-        return _effects(self.decider.lapse(state, today) or self.decider.expire_parked(state, now))
+        lapsed = self.decider.lapse(state, today - self.lapse_grace, now, self.decider.hold_seconds)
+        return _effects(lapsed or self.decider.expire_parked(state, now))
 
     def on_delivered(self, counts) -> None:
         if counts is not None and self.metrics is not None:
@@ -198,4 +203,5 @@ def domain(cfg=None) -> TaxfreeDomain:
     from stream.settings import env
     from stream.taxfree.metrics import default
 
-    return TaxfreeDomain(build_decider(), default(), int(env("CUSTOMS_TAXFREE_PARTITIONS")))
+    return TaxfreeDomain(build_decider(), default(), int(env("CUSTOMS_TAXFREE_PARTITIONS")),
+                         int(env("CUSTOMS_TAXFREE_LAPSE_GRACE_DAYS")))

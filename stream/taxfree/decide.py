@@ -26,7 +26,7 @@ from stream.money import format_tiyn, parse_tiyn, percent_of
 from stream.taxfree import contracts
 from stream.taxfree.contracts import REFUSAL_REASONS
 from stream.taxfree.pii import buyer_subject, keyed_hash, mask
-from stream.taxfree.qr import KeySet, payload_of
+from stream.taxfree.qr import KeySet, payload_matches
 from stream.taxfree.rules import KZ_TIME, Rules, add_months, end_of_validity
 
 RECORD_VERSION = 1
@@ -126,7 +126,7 @@ MAX_PARKED = 4  # inputs held per unknown document at most (a flood of them is r
 
 
 class Decider:
-    def __init__(self, rules: Rules, keys: KeySet, pii_key: bytes, hold_seconds: float = 600.0):
+    def __init__(self, rules: Rules, keys: KeySet, pii_key: bytes, hold_seconds: float = 60.0):
         self.rules = rules
         self.keys = keys
         self.pii_key = pii_key
@@ -160,7 +160,7 @@ class Decider:
         (yet) received is held until it arrives, for `hold_seconds` at most (then `unknown_document`)."""
         kind = doc["schema"]
         if kind == "taxfree-document/1":
-            outcome = self.document(ledger, doc)
+            outcome = self.document(ledger, doc, now)
             parked = ledger.parked.get(doc["document_id"])
             if parked and outcome.body is not None:
                 outcome = self._replay_parked(ledger, doc["document_id"], outcome, parked)
@@ -211,7 +211,7 @@ class Decider:
                       for document_id in due for _ in ledger.parked[document_id]]
         return Outcome({"v": RECORD_VERSION, "unpark": due}, rejections=rejections)
 
-    def document(self, ledger: Ledger, doc: dict) -> Outcome:
+    def document(self, ledger: Ledger, doc: dict, now: float = 0.0) -> Outcome:
         document_id = doc["document_id"]
         content = digest(doc)
         known = ledger.docs.get(document_id)
@@ -261,8 +261,7 @@ class Decider:
             reasons.add("receipts_not_same_day")
         qr = doc.get("qr")
         if doc["form"] == "electronic" or qr is not None:
-            payload = self.keys.verify(qr, bin_)
-            if payload != payload_of(doc, format_tiyn(vat)):
+            if not payload_matches(self.keys.verify(qr, bin_), doc, format_tiyn(vat)):
                 reasons.add("qr_mismatch")
         keys = [receipt_key(bin_, r["number"]) for r in doc["receipts"]]
         if len(set(keys)) != len(keys) or any(
@@ -280,7 +279,7 @@ class Decider:
             "vat": vat, "commission": commission,
             "pay_from": (receipt_on + timedelta(days=not_before_days)).toordinal(),
             "pay_by": add_months(receipt_on, within_months).toordinal(),
-            "confirmation": None, "cancellation": None,
+            "confirmation": None, "cancellation": None, "arrived": now,
         }
         decision = _decision(document_id, record, reasons, issued_on)
         record["decision"] = decision
@@ -347,9 +346,14 @@ class Decider:
 
     # -- the validity lapse -------------------------------------------------------------------
 
-    def lapse(self, ledger: Ledger, today: date, limit: int = LAPSE_CHUNK) -> Outcome | None:
-        """Refuse (export_not_confirmed) pending documents whose validity ended before `today`."""
-        due = [document_id for document_id, valid_to in ledger.pending.items() if valid_to < today.toordinal()]
+    def lapse(self, ledger: Ledger, today: date, now: float | None = None, min_age: float = 0.0,
+              limit: int = LAPSE_CHUNK) -> Outcome | None:
+        """Refuse (export_not_confirmed) pending documents whose validity ended before `today`; with
+        `now`, only those that arrived at least `min_age` seconds ago (their confirmation may be right
+        behind them on its own topic)."""
+        cutoff = today.toordinal()
+        due = [document_id for document_id, valid_to in ledger.pending.items() if valid_to < cutoff
+               and (now is None or now - ledger.docs[document_id].get("arrived", 0.0) >= min_age)]
         if not due:
             return None
         due.sort()

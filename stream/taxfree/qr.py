@@ -9,8 +9,9 @@ signature), and libsodium verifies twice as fast as OpenSSL's Ed25519 on this ma
 11.2k per second); a JWS with one fixed algorithm needs no more than this. The header must say `alg: EdDSA` and
 carry no `crit`; nothing in it chooses the algorithm or the key's type (`none`, HS256 keyed with a
 public key, ... fail). tests/test_taxfree_qr.py holds this verifier equal to PyJWT's decode.
-A trading entity's public keys are the JWKS entries whose `kid` is its BIN or starts with `BIN/`:
-a QR signed by another entity's key does not verify for this one (a swapped QR).
+A trading entity's public keys are the JWKS entries whose `kid` is its BIN or starts with `BIN/`
+(or that carry a `bin` member, RFC 7517 allows more members): a QR signed by another entity's key
+does not verify for this one (a swapped QR).
 """
 from __future__ import annotations
 
@@ -43,6 +44,25 @@ def payload_of(doc: dict, vat: str) -> dict:
             "issued_at": doc["issued_at"], "vat": vat, "receipts": [r["number"] for r in doc["receipts"]]}
 
 
+def payload_matches(payload: dict | None, doc: dict, vat: str) -> bool:
+    """Whether a verified QR payload describes `doc`: the same document id, BIN, issue time (the same
+    instant), VAT amount and receipt numbers. Other members a signer adds are not compared."""
+    from stream.money import parse_tiyn
+    from stream.taxfree.contracts import _timestamp_ok, timestamp_of
+
+    if not isinstance(payload, dict):
+        return False
+    issued_at, amount, receipts = payload.get("issued_at"), payload.get("vat"), payload.get("receipts")
+    try:
+        return (payload.get("document_id") == doc["document_id"] and payload.get("bin") == doc["trading_entity"]["bin"]
+                and isinstance(issued_at, str) and _timestamp_ok(issued_at)
+                and timestamp_of(issued_at) == timestamp_of(doc["issued_at"])
+                and isinstance(amount, str) and parse_tiyn(amount) == parse_tiyn(vat)
+                and isinstance(receipts, list) and receipts == [r["number"] for r in doc["receipts"]])
+    except (TypeError, ValueError):
+        return False
+
+
 def sign(payload: dict, private_key: Ed25519PrivateKey, kid: str) -> str:
     return _JWS.encode(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS), private_key, algorithm=ALGORITHM,
                        headers={"kid": kid, "typ": "taxfree-qr+jws"})
@@ -70,7 +90,10 @@ class KeySet:
             except jwt.PyJWKError as exc:
                 raise KeyError_(f"JWKS keys[{i}]: {exc}") from None
             key = VerifyKey(public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw))
-            bin_ = entry["kid"].split("/", 1)[0]
+            bin_ = entry.get("bin", entry["kid"].split("/", 1)[0])
+            if not (isinstance(bin_, str) and len(bin_) == 12 and bin_.isdigit()):
+                raise KeyError_(f"JWKS keys[{i}]: say whose key it is: a kid that is the trading entity's BIN "
+                                "(or BIN/anything), or a `bin` member")
             self.by_bin.setdefault(bin_, {})[entry["kid"]] = key
 
     @classmethod
