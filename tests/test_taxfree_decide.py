@@ -14,6 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from stream.cli import main
+from stream.contracts.reasons import REASONS
 from stream.taxfree import rules as rules_module
 from stream.taxfree import samples
 from stream.taxfree.agents import CANCELLATIONS, CONFIRMATIONS, DOCUMENTS, TaxfreeDomain, handle_bytes
@@ -559,3 +560,23 @@ def test_pages_decide_like_single_messages():
     assert [r["reason"] for r in too_big.rejections] == ["too_many_items"] and too_big.body is None
     assert [r["reason"] for r in handle_bytes(DECIDER, Ledger(), None, None, page[:-5]).rejections] == [
         "malformed_json"]
+
+
+EXTREME_TIMESTAMPS = st.one_of(
+    st.sampled_from(["0001-01-01T00:00:00+23:59", "9999-12-31T23:59:59-23:59", "0001-01-01T00:00:00Z",
+                     "9999-12-31T23:59:59Z", "1899-12-31T23:59:59+05:00", "3000-01-01T00:00:00+05:00",
+                     "2026-08-15T14:20:00+05:00", "2026-02-28T23:59:59-12:00"]),
+    st.builds(lambda y, m, d, h, off: f"{y:04d}-{m:02d}-{d:02d}T{h:02d}:00:00{off}", st.integers(1, 9999),
+              st.integers(1, 12), st.integers(1, 28), st.integers(0, 23), st.sampled_from(["Z", "+05:00", "-23:59"])))
+
+
+@given(EXTREME_TIMESTAMPS, EXTREME_TIMESTAMPS, EXTREME_TIMESTAMPS, st.sampled_from(["0001-01-01", "2019-05-01",
+                                                                                    "9999-12-31"]))
+def test_no_date_makes_the_decider_raise(issued, receipt, confirmed, passport):
+    d = doc()
+    d["issued_at"], d["receipts"][0]["issued_at"] = issued, receipt
+    d["buyer"]["passport"]["issued_on"] = passport
+    d["qr"] = samples.qr_for(d, SELLER)
+    run = Run().feed(d, samples.confirmation(d, at=confirmed), samples.cancellation(d, at=confirmed))
+    run.end().lapse(date(2999, 12, 31))
+    assert all(r["reason"] in REASONS for r in run.rejections)

@@ -122,6 +122,23 @@ def vat_in_price(price_tiyn: int, rate_pct: Decimal) -> int:
     return (2 * price_tiyn * n + denominator) // (2 * denominator)
 
 
+# Dates the contract accepts (year 0001 to 9999) but no tax-free document can carry; at the edges
+# time-zone conversion and month arithmetic would overflow.
+MIN_YEAR, MAX_YEAR = 1900, 2999
+
+
+def _implausible_year(doc: dict) -> str | None:
+    """The path of the first date outside MIN_YEAR..MAX_YEAR, or None."""
+    dates = [("issued_at", doc.get("issued_at")), ("at", doc.get("at"))]
+    dates += [(f"receipts[{i}].issued_at", r["issued_at"]) for i, r in enumerate(doc.get("receipts", ()))]
+    if "buyer" in doc:
+        dates.append(("buyer.passport.issued_on", doc["buyer"]["passport"]["issued_on"]))
+    for path, value in dates:
+        if value is not None and not MIN_YEAR <= int(value[:4]) <= MAX_YEAR:
+            return path
+    return None
+
+
 MAX_PARKED = 4  # inputs held per unknown document at most (a flood of them is rejected)
 
 
@@ -159,6 +176,10 @@ class Decider:
         """`doc` already passed `contracts.check`. A confirmation or cancellation of a document not
         (yet) received is held until it arrives, for `hold_seconds` at most (then `unknown_document`)."""
         kind = doc["schema"]
+        field = _implausible_year(doc)
+        if field is not None:
+            return _reject(doc["document_id"], "invalid_date",
+                           f"{field}: a year from {MIN_YEAR} to {MAX_YEAR} is expected")
         if kind == "taxfree-document/1":
             outcome = self.document(ledger, doc, now)
             parked = ledger.parked.get(doc["document_id"])
