@@ -183,3 +183,57 @@ def test_sigkill_mid_stream_loses_and_doubles_no_decision(tmp_path, monkeypatch)
             if worker is not None and worker.poll() is None:
                 stop_worker(worker)
         stop_broker_process(broker.process)
+
+
+@pytest.mark.clickhouse
+def test_worker_decisions_reach_clickhouse_and_the_operator_duties(tmp_path, monkeypatch, clickhouse_url):
+    """A worker with CLICKHOUSE_URL: its decisions land in taxfree_decisions (the analytics sink, PII only
+    hashed), and `taxfree invoices` / `taxfree report` read them back equal to the offline figures."""
+    from click.testing import CliRunner
+
+    from stream.analytics import schema
+    from stream.cli import main
+    from stream.taxfree.operator import finals_from_decisions, invoices, report
+
+    monkeypatch.setenv("CUSTOMS_DATA_DIR", str(tmp_path))
+    (tmp_path / "taxfree").mkdir()
+    (tmp_path / "taxfree" / "jwks.json").write_text(json.dumps(samples.jwks(*SELLERS)))
+    messages = inputs(30)
+    decider = Decider(load(), samples.keyset(*SELLERS), pii_key())
+    today = datetime.now(KZ_TIME).date()
+    expected = [d for d in decide_lines([orjson.dumps(m) for m in messages], decider, today)
+                if d["schema"] == "taxfree-decision/1"]
+    finals = [d for d in expected if d["decision"] != "pending"]
+    broker = start_broker(partitions=1)
+    worker = start_taxfree_worker(broker.url, tmp_path, tmp_path / "worker.log", CLICKHOUSE_URL=clickhouse_url,
+                                  CUSTOMS_SINK_MAX_AGE_SECONDS="0.5")
+    try:
+        send_all(broker.bootstrap, messages)
+        client = schema.client(schema.parse_url(clickhouse_url))
+        deadline = time.monotonic() + 120
+        try:
+            while True:
+                count = client.execute("SELECT count() FROM taxfree_decisions FINAL WHERE stage = 1")[0][0]
+                if count >= len(finals) or time.monotonic() > deadline:
+                    break
+                time.sleep(1)
+            rows = client.execute("SELECT * FROM taxfree_decisions")
+        finally:
+            client.disconnect()
+        assert count == len(finals)
+        assert "P00000001" not in repr(rows) and "MUELLER" not in repr(rows)
+        month = today.strftime("%Y-%m")
+        quarter = f"{today.year}Q{(today.month - 1) // 3 + 1}"
+        got = CliRunner().invoke(main, ["taxfree", "report", "--month", month, "--clickhouse", clickhouse_url])
+        assert got.exit_code == 0, got.output
+        assert json.loads(got.output) == report(finals_from_decisions(expected), month)
+        assert json.loads(got.output)["documents"] > 0
+        try:
+            want = invoices(finals_from_decisions(expected), quarter)
+        except ValueError:  # the quarter's payment days fall outside the working-day calendar's years
+            return
+        got = CliRunner().invoke(main, ["taxfree", "invoices", "--quarter", quarter, "--clickhouse", clickhouse_url])
+        assert [json.loads(line) for line in got.output.splitlines()] == want
+    finally:
+        stop_worker(worker)
+        stop_broker_process(broker.process)
