@@ -2,7 +2,6 @@
 and the operator's invoices and monthly report."""
 from __future__ import annotations
 
-import sys
 from datetime import date
 from pathlib import Path
 
@@ -220,7 +219,3 @@ def report(month, clickhouse, decisions):
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--month") from None
     click.echo(orjson.dumps(make_report(_finals(clickhouse, decisions, first, last), month)).decode())
-
-
-def main():  # pragma: no cover - `python -m stream.taxfree.cli`
-    taxfree(sys.argv[1:])

@@ -63,7 +63,7 @@ def _possible_date(y: str, m: str, d: str) -> bool:
     return True
 
 
-def _timestamp_ok(v: str) -> bool:
+def timestamp_ok(v: str) -> bool:
     m = _TIMESTAMP(v)
     if m is None:
         return False
@@ -128,7 +128,7 @@ def _integer(lo: int, hi: int | None):
 _id = _string(_ID, "invalid_code", "is not a valid identifier")
 _bin = _string(_BIN, "invalid_code", "is not a 12-digit BIN")
 _country = _string(_COUNTRY, "invalid_code", "is not an ISO 3166-1 alpha-2 country code")
-_timestamp = _string(_timestamp_ok, "invalid_date", "is not a possible RFC 3339 timestamp with offset")
+_timestamp = _string(timestamp_ok, "invalid_date", "is not a possible RFC 3339 timestamp with offset")
 _date = _string(_date_ok, "invalid_date", "is not a possible YYYY-MM-DD date")
 _amount = _string(_AMOUNT, "invalid_number",
                   "is not a KZT amount string with exactly two decimals (at most 12 integer digits)")

@@ -48,14 +48,14 @@ def payload_matches(payload: dict | None, doc: dict, vat: str) -> bool:
     """Whether a verified QR payload describes `doc`: the same document id, BIN, issue time (the same
     instant), VAT amount and receipt numbers. Other members a signer adds are not compared."""
     from stream.money import parse_tiyn
-    from stream.taxfree.contracts import _timestamp_ok, timestamp_of
+    from stream.taxfree.contracts import timestamp_ok, timestamp_of
 
     if not isinstance(payload, dict):
         return False
     issued_at, amount, receipts = payload.get("issued_at"), payload.get("vat"), payload.get("receipts")
     try:
         return (payload.get("document_id") == doc["document_id"] and payload.get("bin") == doc["trading_entity"]["bin"]
-                and isinstance(issued_at, str) and _timestamp_ok(issued_at)
+                and isinstance(issued_at, str) and timestamp_ok(issued_at)
                 and timestamp_of(issued_at) == timestamp_of(doc["issued_at"])
                 and isinstance(amount, str) and parse_tiyn(amount) == parse_tiyn(vat)
                 and isinstance(receipts, list) and receipts == [r["number"] for r in doc["receipts"]])
