@@ -350,3 +350,97 @@ def test_outputs_are_compressed_by_the_setting(worker_on_broker, monkeypatch):
     seen = asyncio.run(consume())
     assert sum(b'"Z-O' in value for value in seen) == 3
     assert codecs and set(codecs) == {"zstd"}, codecs
+
+
+# -- fuzz: random pages, every codec, through the real worker --------------------------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_examples = iter(range(10**6))
+ITEM_KINDS = {  # kind -> expected outcome: None (declared) or the rejection reason
+    "valid": None, "integral_float_qty": None, "fractional_qty": "wrong_type", "money_as_number": "wrong_type",
+    "duplicate_key": "duplicate_key", "bad_iin": "invalid_code",
+}
+
+
+def item_json(kind: str, order_id: str, wh: str, sku: str) -> str:
+    import orjson
+
+    from tests.fixtures.builders import order
+
+    doc = order(order_id, (sku, 1), wh=wh)
+    if kind == "integral_float_qty":
+        doc["lines"][0]["qty"] = 1.0
+    elif kind == "fractional_qty":
+        doc["lines"][0]["qty"] = 1.5
+    elif kind == "money_as_number":
+        doc["lines"][0]["unit_price"] = 5.1
+    elif kind == "bad_iin":
+        doc["buyer"]["iin"] = "9001013001"
+    text = orjson.dumps(doc).decode()
+    if kind == "duplicate_key":
+        text = text[:-1] + ', "marketplace": "elsewhere"}'
+    return text
+
+
+@pytest.mark.broker
+@pytest.mark.slow
+@settings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck))
+@given(codec=st.sampled_from(["none", "gzip", "snappy", "lz4", "zstd"]),
+       messages=st.lists(st.lists(st.sampled_from(sorted(ITEM_KINDS)), min_size=1, max_size=4), min_size=1, max_size=6),
+       malformed=st.integers(0, 2))
+def test_fuzz_pages_of_every_codec_through_a_worker(worker_on_broker, codec, messages, malformed):
+    """Random pages (valid, malformed, hostile) in a random codec: every valid order declared once,
+    every invalid item rejected with its own ref and reason, the worker never exits."""
+    import orjson
+
+    from tests.fixtures.builders import manifest
+    from tests.fixtures.pipeline import produce, read_all
+
+    broker, worker, log_path = worker_on_broker
+    n = next(_examples)
+    wh, sku = f"KZ-FZ-{n}", f"FZ{n}-A"
+    produce(broker.bootstrap, "goods.inbound", [manifest(f"FZ{n}-M", (sku, 10_000), wh=wh)], key=wh.encode())
+    # the two input topics are read independently: the goods must be in before the orders come
+    read_all(broker.bootstrap, ("stock.movements",), lambda d: any(m["warehouse_id"] == wh for m in d["stock.movements"]),
+             timeout=60)
+    expected: dict[str, str | None] = {}
+    raw_messages = []
+    for m, kinds in enumerate(messages):
+        items = []
+        for i, kind in enumerate(kinds):
+            order_id = f"FZ{n}-{m}-{i}"
+            expected[order_id] = ITEM_KINDS[kind]
+            items.append(item_json(kind, order_id, wh, sku))
+        raw_messages.append(items[0] if len(items) == 1 and kinds[0] != "duplicate_key" else
+                            '{"schema": "page/1", "items": [' + ", ".join(items) + "]}")
+    raw_messages += ['{"schema": "order/1", "order_id": "broken'] * malformed
+
+    confluent_kafka = pytest.importorskip("confluent_kafka")
+    # murmur2, the Java client's and aiokafka's partitioner: the manifest above went through aiokafka, and
+    # librdkafka's default (consistent_random, CRC32) would put this warehouse's orders on another partition
+    producer = confluent_kafka.Producer({"bootstrap.servers": broker.bootstrap, "compression.type": codec,
+                                         "linger.ms": 50, "partitioner": "murmur2_random"})
+    for raw in raw_messages:
+        producer.produce("orders", raw.encode(), key=wh.encode())
+    assert producer.flush(30) == 0
+    del producer  # librdkafka's threads end with it
+
+    def settled(docs) -> bool:
+        seen = {d["order_id"] for d in docs["declarations"]} | {r["ref"] for r in docs["rejections"]}
+        return set(expected) <= seen
+
+    docs = read_all(broker.bootstrap, ("declarations", "rejections"), settled, timeout=90, idle=1.0)
+    declared = [d["order_id"] for d in docs["declarations"] if d["order_id"] in expected]
+    rejected = {r["ref"]: r for r in docs["rejections"] if r["ref"] in expected}
+    assert worker.poll() is None, log_path.read_text(errors="replace")[-3000:]
+    for order_id, outcome in expected.items():
+        if outcome is None:
+            assert declared.count(order_id) == 1, (order_id, codec)
+            assert order_id not in rejected
+        else:
+            assert order_id not in declared
+            assert rejected[order_id]["reason"] == outcome, rejected[order_id]
+            assert "9001013001" not in rejected[order_id]["detail"]
+    orjson.dumps(docs)  # every output was JSON
