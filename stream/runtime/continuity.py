@@ -211,13 +211,14 @@ class BrokerProbe:
         return messages[0].offset if messages else None
 
     async def digest_at(self, topic: str, partition: int, offset: int) -> str | None:
-        """The digest (state.message_digest) of the message at exactly ``offset``; None: none there."""
-
+        """The digest (state.message_digest) of the message at ``offset``; None: the log ends before
+        it; "" when it is gone but later ones are there (deleted by retention: the same log)."""
         from stream.runtime.state import message_digest
 
-        if await self(topic, partition, offset) != offset:
+        found = await self(topic, partition, offset)
+        if found is None:
             return None
-        return message_digest(self.last_value)
+        return message_digest(self.last_value) if found == offset else ""
 
     async def stop(self) -> None:
         consumer, self.consumer = self.consumer, None

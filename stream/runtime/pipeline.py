@@ -46,6 +46,8 @@ log = logging.getLogger(__name__)
 
 # seconds to wait for a message's outputs to be acknowledged before sending them again
 DELIVERY_TIMEOUT = 60.0
+# seconds after which an input log found to be the one applied is checked again (one probe each)
+VERIFY_AGAIN_SECONDS = 15.0
 
 
 @dataclass(slots=True)
@@ -76,7 +78,10 @@ class Pipeline:
         self.max_record_bytes = max_record_bytes  # larger records are written in parts (state.py)
         self.log_probe = log_probe  # digest_at(topic, partition, offset): is this still the log we applied?
         self.metrics = metrics
-        self.verified: set[tuple[str, int]] = set()  # input partitions whose log was found the same
+        # input partition -> when its log was last found the one applied (checked again after a while:
+        # a broker that starts again may leave the consumer where it was, with no rebalance to tell)
+        self.verified: dict[tuple[str, int], float] = {}
+        self.anchors: dict[tuple[str, int], tuple[int, str]] = {}  # (offset, digest) found the same last time
         self.rejections_topic = getattr(domain, "rejections", REJECTIONS)
         self.states: dict[int, PartitionState] = {}
         self.lock = asyncio.Lock()
@@ -108,7 +113,8 @@ class Pipeline:
         partitions = list(partitions)
         for partition in partitions:
             self.states.pop(partition, None)
-        self.verified = {tp for tp in self.verified if tp[1] not in partitions}
+        self.verified = {tp: at for tp, at in self.verified.items() if tp[1] not in partitions}
+        self.anchors = {tp: anchor for tp, anchor in self.anchors.items() if tp[1] not in partitions}
         if self.continuity is not None:
             self.continuity.forget(partitions)
 
@@ -121,16 +127,15 @@ class Pipeline:
             state = self.state(partition)
             if self.continuity is not None:
                 self.continuity.seen(topic, partition)
+            if await self._log_started_again(state, topic, partition):
+                # the policy: a log that started again is read from its start, as new input (documents
+                # seen before are still recognised by the domain, by id and digest); a message past
+                # offset 0 is then a hole, and the continuity guard reads the log again from 0
+                await self._rebase(state, partition, topic)
             if state.applied(topic, offset):
-                if not await self._log_started_again(state, topic, partition):
-                    # redelivered after its record was made: acknowledged behind the records in flight
-                    await self._launch(Delivery(partition, {}, ack=ack))
-                    return
-                # the policy: a log that started again is read from its start, as new input
-                # (documents seen before are still recognised by the domain, by id and digest)
-                rebase = state.rebase_record([topic])
-                await self._launch(Delivery(partition, {}, records=encode_record(partition, rebase)))
-                state.apply_record(rebase)
+                # redelivered after its record was made: acknowledged behind the records in flight
+                await self._launch(Delivery(partition, {}, ack=ack))
+                return
             if self.continuity is not None and not await self.continuity.admit(
                     topic, partition, self._due(state, topic, partition), offset):
                 return  # not handled, not acknowledged: it is read again after the earlier ones
@@ -139,36 +144,49 @@ class Pipeline:
             delivery.ack = ack
             await self._launch(delivery)
 
+    async def _rebase(self, state: PartitionState, partition: int, topic: str) -> None:
+        """Record that ``topic``'s log started again: its offsets are due from 0."""
+        rebase = state.rebase_record([topic])
+        await self._launch(Delivery(partition, {}, records=encode_record(partition, rebase)))
+        state.apply_record(rebase)
+
     def reassigned(self) -> None:
         """After a rebalance: check each input log again before passing over what looks applied."""
         self.verified.clear()
 
     async def _log_started_again(self, state: PartitionState, topic: str, partition: int) -> bool:
-        """Does the broker hold at our last applied offset another message (or none)? Then the log
-        started again (a memory-only broker restarted, a new cluster, a recreated topic) and what
-        looks applied is new input. Asked once per input partition after each assignment."""
-        if self.log_probe is None or (topic, partition) in self.verified:
+        """Does the broker hold another message (or none) at an offset we applied? Then the log started
+        again (a memory-only broker restarted, a new cluster, a recreated topic) and what looks applied
+        is new input. Checked once per input partition after each assignment and every
+        VERIFY_AGAIN_SECONDS, at the *anchor*: the last offset found the same at the previous check.
+        Messages the consumer read from a new log in between (it may go on at its old position,
+        before any rebalance) are behind the anchor, so the next check finds them and the log is read
+        again from 0 (the domain recognises what it saw before by id and digest)."""
+        checked = self.verified.get((topic, partition))
+        if self.log_probe is None or (checked is not None and time.monotonic() - checked < VERIFY_AGAIN_SECONDS):
             return False
-        expected = state.digests.get(topic)
-        last = state.offsets.get(topic, -1)
-        if expected is None or last < 0:
-            self.verified.add((topic, partition))  # a record written before digests: cannot tell
+        tail = (state.offsets.get(topic, -1), state.digests.get(topic))
+        offset, expected = self.anchors.get((topic, partition), tail)
+        if expected is None or offset < 0:
+            self.verified[(topic, partition)] = time.monotonic()  # nothing applied, or no digest kept: cannot tell
+            self.anchors.pop((topic, partition), None)
             return False
         try:
-            found = await self.log_probe.digest_at(topic, partition, last)
-        except Exception as exc:  # no answer: pass over it now, ask again with the next message
-            log.warning("%s[%d]: could not check offset %d against the broker (%s: %s)", topic, partition, last,
+            found = await self.log_probe.digest_at(topic, partition, offset)
+        except Exception as exc:  # no answer: ask again with the next message (the anchor stays)
+            log.warning("%s[%d]: could not check offset %d against the broker (%s: %s)", topic, partition, offset,
                         type(exc).__name__, exc)
             return False
-        if found == expected:
-            self.verified.add((topic, partition))
+        self.verified[(topic, partition)] = time.monotonic()
+        if found == expected or found == "":  # "": deleted by retention, later offsets are there
+            self.anchors[(topic, partition)] = tail
             return False
         log.error("%s[%d]: the broker holds %s at offset %d, which %s applied: the log started again; reading it "
-                  "from offset 0 as new input", topic, partition, "another message" if found else "nothing", last,
+                  "from offset 0 as new input", topic, partition, "another message" if found else "nothing", offset,
                   self.domain.name)
         if self.metrics is not None:
             self.metrics.record_input_gap(topic, "log_restarted")
-        self.verified.add((topic, partition))
+        self.anchors.pop((topic, partition), None)
         return True
 
     def _handle(self, state: PartitionState, topic: str, partition: int, offset: int, key: bytes | None,
@@ -228,6 +246,10 @@ class Pipeline:
             due = []
             for partition in sorted(held):
                 state = self.state(partition)
+                for topic in self.domain.inputs:
+                    if await self._log_started_again(state, topic, partition):
+                        await self._rebase(state, partition, topic)
+                        await self.continuity.seek(topic, partition, 0)
                 due.extend((topic, partition, self._due(state, topic, partition)) for topic in self.domain.inputs)
             await self.continuity.watch(due)
 
