@@ -403,6 +403,7 @@ def test_every_registered_table_matches_its_ddl_file():
     from stream.analytics import rows
 
     rows.load_converters()
+    assert rows.load_errors == {}, rows.load_errors
     assert {"declaration", "movement", "rejection"} <= set(rows.KINDS)
     for table in rows.TABLES.values():
         path = schema.SQL_DIR / table.ddl
@@ -412,6 +413,7 @@ def test_every_registered_table_matches_its_ddl_file():
 
 
 def test_money_must_be_a_decimal_string():
+    from stream.analytics import rows
     from stream.analytics.rows import Source
     from stream.analytics.sink import convert
 
@@ -425,6 +427,8 @@ def test_money_must_be_a_decimal_string():
         convert("declaration", [{**doc, "lines": [{**doc["lines"][0], "qty": 1.5}]}], source)
     with pytest.raises(ValueError):
         convert("returned", [doc], source)
+    with pytest.raises(ValueError):  # one converter per topic
+        rows.register("declaration_copy", topic="declarations", tables=(), convert=lambda docs, source: {})
 
 
 def test_line_qty_is_taken_from_the_declaration(clickhouse_url):

@@ -39,12 +39,15 @@ which `load_converters()` imports by itself::
 from __future__ import annotations
 
 import importlib
+import logging
 import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 
 from stream.money import parse_tiyn
+
+log = logging.getLogger(__name__)
 
 COLUMN_KINDS = ("str", "int", "date", "datetime", "strarray")
 
@@ -98,6 +101,9 @@ def register(kind: str, *, topic: str, tables: tuple[Table, ...], convert: Conve
     known_kind = KINDS.get(kind)
     if known_kind is not None and known_kind.topic != topic:
         raise ValueError(f"sink kind {kind!r} is already registered for topic {known_kind.topic!r}")
+    for other in KINDS.values():
+        if other.topic == topic and other.kind != kind:
+            raise ValueError(f"topic {topic!r} already has the converter of kind {other.kind!r}: one per topic")
     for table in tables:
         TABLES[table.name] = table
     KINDS[kind] = Registration(kind, topic, tuple(tables), convert)
@@ -109,6 +115,9 @@ def kind_of_topic() -> dict[str, str]:
 
 _CORE_MODULES = ("stream.analytics.rejection_rows",)
 _loaded = False
+# domain converter modules that failed to import: module -> error. Their topics are not consumed
+# (so not committed: Kafka keeps the rows until the defect is fixed) and the others go on.
+load_errors: dict[str, str] = {}
 
 
 def load_converters() -> dict[str, Registration]:
@@ -122,10 +131,20 @@ def load_converters() -> dict[str, Registration]:
         for package in pkgutil.iter_modules(stream.__path__):
             if not package.ispkg or package.name == "analytics":
                 continue
-            path = [str(p) for p in importlib.import_module(f"stream.{package.name}").__path__]
+            try:
+                path = [str(p) for p in importlib.import_module(f"stream.{package.name}").__path__]
+            except Exception as error:  # noqa: BLE001 - reported below, like a converter module's
+                load_errors[f"stream.{package.name}"] = f"{type(error).__name__}: {error}"
+                continue
             for module in pkgutil.iter_modules(path):
                 if module.name == "rows" or module.name.endswith("_rows"):
-                    importlib.import_module(f"stream.{package.name}.{module.name}")
+                    name = f"stream.{package.name}.{module.name}"
+                    try:
+                        importlib.import_module(name)
+                    except Exception as error:  # noqa: BLE001 - one broken domain must not stop the others
+                        load_errors[name] = f"{type(error).__name__}: {error}"
+                        log.error("analytics: converters of %s not loaded (%s); its topic is not consumed", name,
+                                  load_errors[name])
         _loaded = True
     return KINDS
 
