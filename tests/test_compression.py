@@ -444,3 +444,13 @@ def test_fuzz_pages_of_every_codec_through_a_worker(worker_on_broker, codec, mes
             assert rejected[order_id]["reason"] == outcome, rejected[order_id]
             assert "9001013001" not in rejected[order_id]["detail"]
     orjson.dumps(docs)  # every output was JSON
+
+
+def test_output_compression_setting(monkeypatch):
+    from stream.settings import Settings, output_compression
+
+    assert output_compression("none") is None and output_compression(" ZSTD ") == "zstd"
+    with pytest.raises(ValueError, match="CUSTOMS_OUTPUT_COMPRESSION"):
+        output_compression("brotli")
+    monkeypatch.setenv("CUSTOMS_OUTPUT_COMPRESSION", "lz4")
+    assert Settings().output_compression == "lz4"
