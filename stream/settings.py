@@ -34,6 +34,8 @@ ENVIRONMENT: dict[str, tuple[str, str]] = {
     "CUSTOMS_COMMIT_INTERVAL_SECONDS": ("2.8", "worker: how often consumed offsets are committed"),
     "CUSTOMS_PAGES_IN_FLIGHT": ("4", "worker: pages processed ahead of their outputs' acknowledgement (1: one page at a time)"),
     "CUSTOMS_PAGE_BYTES": ("1000000", "largest message (a page) producers and consumers handle, bytes"),
+    "CUSTOMS_SNAPSHOT_RECORDS": ("5000", "worker: a partition's state is snapshotted after this many records and the older ones deleted from its changelog (0: never)"),
+    "CUSTOMS_ORDER_IDS_HOURS": ("168", "warehouse: how long an order id is remembered to recognise a redelivery (after it, the same order is new)"),
     "CUSTOMS_STREAM_PUREPYTHON": ("0", "1: run every kernel on its pure-Python twin (read by stream/_backend.py)"),
     "CUSTOMS_OUTPUT_COMPRESSION": ("none", "worker: codec of the batches it writes (none, gzip, snappy, lz4, zstd); input batches of every codec are read whatever this says"),
     "CUSTOMS_METRICS_WAREHOUSES": ("", "metrics: warehouse ids that get a label value of their own, comma-separated; every other warehouse is counted as `other` (per-warehouse detail is in ClickHouse)"),

@@ -217,3 +217,41 @@ def test_a_log_that_starts_again_is_read_from_its_start_and_a_plain_redelivery_i
         assert [d["order_id"] for d in h.sent("declarations")] == ["OLD-1", "OLD-2", "NEW-1", "NEW-2"]
         recovered = h.recovered()
         assert recovered.state.declared == {(WH, "S1"): 4} and recovered.offsets["orders"] == 1
+
+
+# -- 8: state and changelog stay bounded: snapshots replace old records, order ids kept for a window --
+
+def test_a_snapshot_replaces_the_records_before_it_and_recovery_gives_the_same_state():
+    with warehouse_harness(warehouse(), snapshot_every=10) as h:
+        h.feed("goods.inbound", manifest("M-1", ("S1", 100)))
+        for i in range(25):
+            h.feed("orders", order(f"S-{i}", ("S1", 1)))
+        h.feed("orders", order("S-wait", ("NONE", 1)))
+        h.tick(now=1.0)  # the timer takes the snapshot
+        live = h.state()
+        heads = sorted(key for key in h.records if b"." not in key)
+        assert len(heads) == 1  # one snapshot record, the older ones deleted from the table
+        assert json.loads(h.records[heads[0]])["snapshot"] is True
+        recovered = h.recovered()
+        assert recovered.state.snapshot() == live.snapshot() and recovered.offsets == {"goods.inbound": 0,
+                                                                                       "orders": 25}
+        h.feed("orders", order("S-1", ("S1", 1)), offset=1)  # a redelivery is still recognised
+        h.crash()
+        h.feed("orders", order("S-1", ("S1", 1)))  # a feed repeating an order: caught by id
+        assert sorted(d["order_id"] for d in h.sent("declarations")) == sorted(f"S-{i}" for i in range(25))
+
+
+def test_order_ids_are_kept_for_the_window_and_forgotten_after_it():
+    with warehouse_harness(warehouse(order_ids_seconds=1000.0)) as h:
+        h.feed("goods.inbound", manifest("M-1", ("S1", 100)))
+        h.now = 10.0
+        h.feed("orders", order("W-old", ("S1", 1)))
+        h.now = 900.0
+        h.feed("orders", order("W-new", ("S1", 1)))
+        h.feed("orders", order("W-pending", ("NONE", 1)))
+        h.tick(now=1500.0)
+        stock = h.state()
+        assert "W-old" not in stock.orders and "W-new" in stock.orders and "W-pending" in stock.orders
+        assert h.recovered().state.orders.keys() == stock.orders.keys()
+        h.feed("orders", order("W-new", ("S1", 1)))  # inside the window: recognised
+        assert [d["order_id"] for d in h.sent("declarations")] == ["W-old", "W-new"]

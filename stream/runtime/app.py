@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from stream.runtime.continuity import BrokerProbe, Continuity
+from stream.settings import env
 from stream.runtime.domain import Domain
 from stream.runtime.pipeline import Pipeline
 from stream.runtime.producer import Outputs
@@ -62,7 +63,8 @@ def table_of(domain: Domain) -> str:
 
 
 def install(app, domain: Domain, *, outputs: Outputs, partitions: int, tick_seconds: float, max_in_flight: int,
-            bootstrap: str | None = None, metrics: Any = None, max_input_bytes: int | None = None) -> Pipeline:
+            bootstrap: str | None = None, metrics: Any = None, max_input_bytes: int | None = None,
+            snapshot_every: int = 0) -> Pipeline:
     # ``max_input_bytes`` (CUSTOMS_PAGE_BYTES) also bounds a changelog message: the Faust producer
     # takes a page plus 1 MiB (faust_app), so a record larger than a page is written in parts
     """Declare the domain's table, agent, timer and rebalance hooks on a Faust app, and its routes
@@ -74,8 +76,11 @@ def install(app, domain: Domain, *, outputs: Outputs, partitions: int, tick_seco
     table = app.Table(table_of(domain), default=None, partitions=partitions, key_type=bytes, value_type=bytes,
                       help=f"{domain.name}: one state record per input message (stream/runtime/state.py)")
 
-    def write_record(partition: int, key: bytes, value: bytes) -> None:
-        table.data[key] = value
+    def write_record(partition: int, key: bytes, value: bytes | None) -> None:
+        if value is None:  # compaction: a tombstone on the (compacted) changelog
+            table.data.pop(key, None)
+        else:
+            table.data[key] = value
         table.send_changelog(partition, key, value, key_serializer="raw", value_serializer="raw")
 
     async def seek(topic: str, partition: int, offset: int) -> None:
@@ -88,7 +93,8 @@ def install(app, domain: Domain, *, outputs: Outputs, partitions: int, tick_seco
     continuity = Continuity(seek, probe, position, metrics=metrics)
     pipeline = Pipeline(domain, outputs=outputs, write_record=write_record, records=lambda: table.data,
                         max_in_flight=max_in_flight, continuity=continuity, max_input_bytes=max_input_bytes,
-                        max_record_bytes=max_input_bytes, log_probe=probe, metrics=metrics)
+                        max_record_bytes=max_input_bytes, log_probe=probe, metrics=metrics,
+                        snapshot_every=snapshot_every)
     channel = app.topic(*inputs, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw",
                         partitions=partitions)
 
@@ -147,7 +153,8 @@ def install_all(app, domains, *, outputs: Outputs, cfg, bootstrap: str, metrics:
     quarantine.install(metrics)
     pipelines = {domain.name: install(app, domain, outputs=outputs, partitions=cfg.partitions,
                                       tick_seconds=tick_seconds, max_in_flight=cfg.pages_in_flight,
-                                      bootstrap=bootstrap, metrics=metrics, max_input_bytes=cfg.page_bytes)
+                                      bootstrap=bootstrap, metrics=metrics, max_input_bytes=cfg.page_bytes,
+                                      snapshot_every=int(env("CUSTOMS_SNAPSHOT_RECORDS")))
                  for domain in domains}
 
     @app.task

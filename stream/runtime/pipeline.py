@@ -39,7 +39,7 @@ from stream.runtime import quarantine
 from stream.runtime.continuity import Continuity
 from stream.runtime.domain import Domain, Effects
 from stream.runtime.producer import Messages, Outputs
-from stream.runtime.state import PartitionState, decode_records, encode_record, message_digest
+from stream.runtime.state import PartitionState, decode_records, encode_record, message_digest, seq_of_key
 from stream.runtime.topics import REJECTIONS
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ class Delivery:
     """A handled input message (or tick) on its way out: outputs sent, record not yet written."""
     partition: int
     per_topic: Messages
-    records: list[tuple[bytes, bytes]] = field(default_factory=list)  # changelog messages: (key, value)
+    records: list[tuple[bytes, bytes | None]] = field(default_factory=list)  # changelog: (key, value or delete)
     ack: Callable[[], Awaitable[Any]] | None = None
     counts: Any = None  # for Domain.on_delivered
     futures: list | None = field(default_factory=list)  # None: to be sent (again)
@@ -67,7 +67,8 @@ class Pipeline:
     def __init__(self, domain: Domain, *, outputs: Outputs, write_record: Callable[[int, bytes, bytes], None],
                  records: Callable[[], Any], max_in_flight: int, continuity: Continuity | None = None,
                  clock: Callable[[], float] = time.time, max_input_bytes: int | None = None,
-                 max_record_bytes: int | None = None, log_probe: Any = None, metrics: Any = None):
+                 max_record_bytes: int | None = None, log_probe: Any = None, metrics: Any = None,
+                 snapshot_every: int = 0):
         self.domain = domain
         self.outputs = outputs
         self.write_record = write_record
@@ -76,6 +77,7 @@ class Pipeline:
         self.clock = clock
         self.max_input_bytes = max_input_bytes  # larger input messages are refused unread (too_large)
         self.max_record_bytes = max_record_bytes  # larger records are written in parts (state.py)
+        self.snapshot_every = snapshot_every  # records after which a partition is snapshotted (0: never)
         self.log_probe = log_probe  # digest_at(topic, partition, offset): is this still the log we applied?
         self.metrics = metrics
         # input partition -> when its log was last found the one applied (checked again after a while:
@@ -143,6 +145,18 @@ class Pipeline:
                 delivery = self._handle(state, topic, partition, offset, key, value)
             delivery.ack = ack
             await self._launch(delivery)
+
+    async def _snapshot(self, state: PartitionState, partition: int) -> None:
+        """Write the partition's whole state as one record, then delete every record before it from
+        the table (tombstones on its compacted changelog): memory and recovery stay bounded."""
+        record = state.snapshot_record()
+        prefix = f"{partition}:".encode()
+        older = [key for key in list(self.records().keys()) if key.startswith(prefix) and seq_of_key(key) < record["seq"]]
+        messages = encode_record(partition, record, self.max_record_bytes) + [(key, None) for key in sorted(older)]
+        await self._launch(Delivery(partition, {}, records=messages))
+        state.apply_record(record)
+        log.info("%s partition %d: snapshot at record %d, %d older messages deleted", self.domain.name, partition,
+                 record["seq"], len(older))
 
     async def _rebase(self, state: PartitionState, partition: int, topic: str) -> None:
         """Record that ``topic``'s log started again: its offsets are due from 0."""
@@ -231,6 +245,10 @@ class Pipeline:
                     log.exception("%s partition %d: tick failed", self.domain.name, partition)
                     continue
                 await self._launch(delivery)
+            if self.snapshot_every > 0:
+                for partition, state in list(self.states.items()):
+                    if state.seq - state.snapshot_seq >= self.snapshot_every:
+                        await self._snapshot(state, partition)
             observe = getattr(self.domain, "observe", None)
             if observe is not None:
                 observe({partition: state.state for partition, state in self.states.items()})

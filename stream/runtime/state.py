@@ -56,6 +56,11 @@ def record_key(partition: int, seq: int) -> bytes:
     return f"{partition}:{seq:012d}".encode()
 
 
+def seq_of_key(key: bytes) -> int:
+    """The seq a record's (or a part's) key names."""
+    return int(key.split(b":", 1)[1].split(b".", 1)[0])
+
+
 def _utf8_slices(data: bytes, size: int) -> Iterator[bytes]:
     """``data`` in slices of at most ``size`` bytes, never cutting a UTF-8 character."""
     start = 0
@@ -136,6 +141,7 @@ class PartitionState:
         self.seq = 0
         self.offsets: dict[str, int] = {}
         self.digests: dict[str, str] = {}  # input topic -> message_digest of the message at its offset
+        self.snapshot_seq = 0  # the last snapshot record applied (compaction counts records from it)
 
     def apply_record(self, record: dict) -> None:
         """Apply one record (live, or replayed from the changelog)."""
@@ -145,6 +151,7 @@ class PartitionState:
         if snapshot:
             self.state = self._new_state()
             self.offsets, self.digests = {}, {}
+            self.snapshot_seq = seq
         for topic in record.get("rebase", ()):
             self.offsets[topic] = -1  # due from 0 again
             self.digests.pop(topic, None)
@@ -175,8 +182,9 @@ class PartitionState:
         return {"v": RECORD_VERSION, "seq": self.seq + 1, "offsets": {}, "rebase": sorted(topics)}
 
     def snapshot_record(self) -> dict:
-        """A record that rebuilds this whole partition (state and offsets) on its own."""
-        record = {"v": RECORD_VERSION, "seq": self.seq, "offsets": dict(self.offsets), "snapshot": True,
+        """The next record, rebuilding this whole partition (state and offsets) on its own: every
+        record before it may then be deleted (compaction)."""
+        record = {"v": RECORD_VERSION, "seq": self.seq + 1, "offsets": dict(self.offsets), "snapshot": True,
                   "body": self.state.snapshot()}
         if self.digests:
             record["digests"] = dict(self.digests)

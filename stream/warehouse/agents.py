@@ -98,8 +98,9 @@ class WarehouseDomain:
 
     def __init__(self, *, assess: Callable[[list[dict]], list[dict]], hold_seconds: float,
                  metrics: Any = None, value_of: Callable[[int, str, str], int] | None = None,
-                 buyer_secret: bytes | None = None):
+                 buyer_secret: bytes | None = None, order_ids_seconds: float = 7 * 86400.0):
         self.assess = assess
+        self.order_ids_seconds = order_ids_seconds  # how long an order id is remembered
         self.buyer_secret = buyer_secret  # None: CUSTOMS_BUYER_SECRET
         self.hold_seconds = hold_seconds
         self.tick_seconds = tick_seconds(hold_seconds)
@@ -123,11 +124,16 @@ class WarehouseDomain:
         return effects
 
     def tick(self, state: Stock, now: float) -> Effects | None:
-        if not state.pending:
+        oldest = state.oldest_order_time()
+        forget = oldest is not None and oldest < now - self.order_ids_seconds
+        if not state.pending and not forget:
             return None
         txn = state.begin(now)
-        txn.retry_pending()
-        txn.expire(self.hold_seconds)
+        if state.pending:
+            txn.retry_pending()
+            txn.expire(self.hold_seconds)
+        if forget:
+            txn.forget_order_ids(now - self.order_ids_seconds)
         return self._decide(txn, page=False)
 
     def _decide(self, txn: Txn, page: bool) -> Effects:
@@ -205,6 +211,9 @@ def domain(cfg, *, assessor=None, metrics=None) -> WarehouseDomain:
         from stream.rules import load_rules
 
         assessor = Assessor(load_rules(cfg))
+    from stream.settings import env
+
     return WarehouseDomain(assess=lambda docs: assessor.assess(docs, validated=True),
                            hold_seconds=cfg.pending_hold_seconds, metrics=metrics,
-                           value_of=StockValuer(assessor.rules.fx))
+                           value_of=StockValuer(assessor.rules.fx),
+                           order_ids_seconds=float(env("CUSTOMS_ORDER_IDS_HOURS")) * 3600.0)

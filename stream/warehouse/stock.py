@@ -60,6 +60,9 @@ class Stock:
         self.facts: dict[tuple[str, str], dict] = {}
         self.manifests: dict[str, str] = {}          # manifest_id -> digest
         self.orders: dict[str, tuple[str, str]] = {}  # order_id -> (status, digest)
+        # order_id -> when it was first recorded (None: before times were kept), in that order; ids
+        # older than the window are forgotten (`Txn.forget_order_ids`), so the state stays bounded
+        self.order_times: dict[str, float | None] = {}
         self.pending: dict[str, tuple[float, dict]] = {}  # order_id -> (since, order), FIFO
         # derived from pending (not in the body): per (warehouse, sku), the pending orders needing it, FIFO
         self._waiting: dict[tuple[str, str], dict[str, None]] = {}
@@ -102,8 +105,16 @@ class Stock:
             key = (wh, sku)
             self.declared[key] = self.declared.get(key, 0) + qty
         self.manifests.update(body.get("m", {}))
+        at = body.get("at")
+        times = self.order_times
         for order_id, (status, dig) in body.get("o", {}).items():
             self.orders[order_id] = (status, dig)
+            if order_id not in times:
+                times[order_id] = at
+        times.update(body.get("ot", {}))  # a snapshot's own times
+        for order_id in body.get("oforget", ()):
+            self.orders.pop(order_id, None)
+            times.pop(order_id, None)
         for order_id in body.get("pdel", ()):
             found = self.pending.pop(order_id, None)
             if found is not None:
@@ -130,6 +141,13 @@ class Stock:
                 if not waiting:
                     del self._waiting[key]
 
+    def oldest_order_time(self) -> float | None:
+        """When the oldest order id still remembered was recorded (None: none, or unknown)."""
+        for at in self.order_times.values():
+            if at is not None:
+                return at
+        return None
+
     def waiting_for(self, key: tuple[str, str]) -> list[str]:
         """The pending orders that need ``key`` (warehouse, sku), oldest first."""
         return list(self._waiting.get(key, ()))
@@ -150,6 +168,7 @@ class Stock:
             "facts": [[wh, sku, f] for (wh, sku), f in self.facts.items()],
             "m": dict(self.manifests),
             "o": {k: list(v) for k, v in self.orders.items()},
+            "ot": {k: t for k, t in self.order_times.items() if t is not None},
             "padd": {k: [since, order] for k, (since, order) in self.pending.items()},
         }
 
@@ -190,6 +209,7 @@ class Txn:
         self.o: dict[str, list] = {}
         self.padd: dict[str, list] = {}
         self.pdel: list[str] = []
+        self.oforget: list[str] = []
         self.candidates: list[Candidate] = []
         self.out = Outcome()
         self.manifest_lines = 0
@@ -326,6 +346,18 @@ class Txn:
             if self._reserve(need):
                 self.candidates.append(Candidate(order, need, stock.orders[oid][1], True))
 
+    def forget_order_ids(self, before: float, limit: int = 10_000) -> None:
+        """Order ids recorded before ``before`` (declared or rejected, never a pending one) are
+        forgotten, at most ``limit`` per transaction (bodies stay bounded; the next tick goes on)."""
+        stock = self.stock
+        for oid, at in stock.order_times.items():
+            if at is None:
+                continue  # recorded before times were kept: remembered
+            if at >= before or len(self.oforget) >= limit:
+                break
+            if oid not in stock.pending and oid not in self.o:
+                self.oforget.append(oid)
+
     def expire(self, hold_seconds: float) -> None:
         """Pending orders that waited the hold time (and are not candidates now) are rejected;
         only the ones old enough are looked at."""
@@ -413,7 +445,8 @@ class Txn:
         nothing has none."""
         if self.candidates:
             raise RuntimeError("settle() the candidates before taking the body")
-        if not page and not (self.recv or self.decl or self.facts or self.m or self.o or self.padd or self.pdel):
+        if not page and not (self.recv or self.decl or self.facts or self.m or self.o or self.padd or self.pdel
+                             or self.oforget):
             return None
         body: dict = {}
         if self.recv:
@@ -426,6 +459,9 @@ class Txn:
             body["m"] = self.m
         if self.o:
             body["o"] = self.o
+            body["at"] = self.now  # when these ids were recorded: they are remembered for a window
+        if self.oforget:
+            body["oforget"] = self.oforget
         if self.padd:
             # an order that arrived and waits: kept unless it was settled in this same transaction
             body["padd"] = self.padd
