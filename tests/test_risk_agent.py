@@ -1,0 +1,230 @@
+"""The risk agent (stream/audit/risk_agent.py) on the real runtime pipeline, in-process: scores equal to the
+offline scorer's, keys, crashes at any point, snapshots, metrics, ClickHouse rows and the dashboard."""
+from __future__ import annotations
+
+import json
+import random
+import re
+from pathlib import Path
+
+import orjson
+import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from stream.audit.ids import case_id_for
+from stream.audit.risk_agent import RiskDomain
+from stream.audit.risk_metrics import EXPORTED, RiskMetrics
+from stream.audit.risk_score import RiskState, Scorer
+from stream.declaration.engine import Assessor
+from stream.declaration.v2 import DeclarationBuilder, Source
+from stream.rules import load_rules
+from stream.runtime.topics import DECLARATIONS, REJECTIONS, RISK_HITS
+from tests.fixtures.harness import DomainHarness, FakeOutputs
+from tests.schema_oracle import schema_validator
+
+SCORE_SCHEMA = schema_validator("risk-score-1.json")
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class KeyedOutputs(FakeOutputs):
+    """Fake outputs that also remember each message's key."""
+
+    def __init__(self, auto: bool = True):
+        super().__init__(auto)
+        self.keyed: list[tuple[str, bytes | None, dict]] = []
+
+    async def send(self, partition, per_topic):
+        self.keyed.extend((topic, key, orjson.loads(value)) for topic, messages in per_topic.items()
+                          for key, value in messages)
+        return await super().send(partition, per_topic)
+
+
+@pytest.fixture(scope="module")
+def assessor() -> Assessor:
+    return Assessor(load_rules())
+
+
+@pytest.fixture(scope="module")
+def declarations(assessor) -> list[dict]:
+    from stream.loadgen import RiskFeedConfig, risk_feed
+
+    docs = [doc for doc, _ in risk_feed(RiskFeedConfig(declarations=900, seed=11, days=5), assessor)]
+    answers = assessor.assess(docs)
+    builder = DeclarationBuilder(assessor.classifier, b"agent-test")
+    return builder.build_many([Source(a, d, d.get("warehouse_id"), d["operator_bin"])
+                               for a, d in zip(answers, docs) if a["schema"] == "assessment/1"])
+
+
+def offline(assessor, declarations) -> list[dict]:
+    scorer, state, outs = Scorer(assessor), RiskState(), []
+    for declaration in declarations:
+        decision = scorer.decide(state, declaration)
+        if decision.body is not None:
+            state.apply(decision.body)
+        outs.append(decision.output)
+    return outs
+
+
+def harness(assessor, registry=None, auto=True) -> DomainHarness:
+    metrics = RiskMetrics(registry or CollectorRegistry())
+    return DomainHarness(RiskDomain(Scorer(assessor), metrics=metrics), outputs=KeyedOutputs(auto))
+
+
+def test_scores_equal_the_offline_scorer_and_are_keyed_by_case(assessor, declarations):
+    expected = [o for o in offline(assessor, declarations) if o["hits"] or o["selected"] is not None]
+    assert len(expected) > 30
+    with harness(assessor) as h:
+        for declaration in declarations:
+            h.feed(DECLARATIONS, declaration)
+        sent = [(key, doc) for topic, key, doc in h.outputs.keyed if topic == RISK_HITS]
+        assert [doc for _, doc in sent] == expected
+        for key, doc in sent:
+            SCORE_SCHEMA.validate(doc)
+            assert key == case_id_for(doc["declaration_id"]).encode()
+        assert h.recovered().state.snapshot() == h.state().snapshot()
+
+
+def test_bad_input_duplicates_and_declaration_1(assessor, declarations):
+    registry = CollectorRegistry()
+    with harness(assessor, registry) as h:
+        h.feed(DECLARATIONS, declarations[0])
+        h.feed(DECLARATIONS, declarations[0])  # redelivered: nothing
+        h.feed(DECLARATIONS, b"{not json")
+        h.feed(DECLARATIONS, {**declarations[1], "operator_bin": "12"})
+        h.feed(DECLARATIONS, {**declarations[0], "total": "1.00"})  # same id, other content
+        h.feed(DECLARATIONS, {"schema": "assessment/1", "order_id": "X"})  # declaration/1: skipped
+        h.feed(DECLARATIONS, None)
+        reasons = [doc["reason"] for doc in h.sent(REJECTIONS)]
+        assert reasons == ["malformed_json", "invalid_code", "conflicting_duplicate", "malformed_json"]
+        assert h.state().seen.keys() == {declarations[0]["declaration_id"]}
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for f in text_string_to_metric_families(generate_latest(registry).decode()) for s in f.samples}
+    declared = {dict(labels)["outcome"]: value for (name, labels), value in samples.items()
+                if name == "customs_risk_declarations_total"}
+    assert declared == {"scored": 1, "duplicate": 1, "rejected": 4, "not_v2": 1}
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_a_crash_anywhere_recovers_the_indices_and_repeats_no_other_score(assessor, declarations, seed):
+    stream = declarations[:400]
+    expected = {o["declaration_id"]: o for o in offline(assessor, stream) if o["hits"] or o["selected"] is not None}
+    with harness(assessor) as reference:
+        for declaration in stream:
+            reference.feed(DECLARATIONS, declaration)
+        expected_state = reference.state().snapshot()
+
+    rng = random.Random(seed)
+    h = harness(assessor, auto=False)
+    with h:
+        position, crashes = 0, 0
+        while position < len(stream):
+            if h.pipeline.deliveries is not None and h.pipeline.deliveries.full():
+                while h.outputs.waiting:  # the pipeline holds at most max_in_flight: let it move on
+                    h.outputs.resolve(0)
+            h.feed(DECLARATIONS, stream[position], offset=position, drain=False)
+            while h.outputs.waiting and rng.random() < 0.6:
+                h.outputs.resolve(rng.randrange(len(h.outputs.waiting)))
+            if rng.random() < 0.05 and crashes < 6:
+                crashes += 1
+                h.outputs.waiting.clear()
+                h.crash()  # unrecorded work is lost; the consumer resumes after the last record
+                position = h.pipeline.state(0).offsets.get(DECLARATIONS, -1) + 1
+                continue
+            position += 1
+        while h.outputs.waiting:
+            h.outputs.resolve(0)
+        h.drain()
+        assert crashes > 0
+        assert h.state().snapshot() == expected_state
+        assert h.recovered().state.snapshot() == expected_state
+        published: dict[str, dict] = {}
+        for topic, key, doc in h.outputs.keyed:
+            if topic != RISK_HITS:
+                continue
+            # a repeat after a crash is the same score under the same key
+            assert published.setdefault(doc["declaration_id"], doc) == doc == expected[doc["declaration_id"]]
+            assert key == case_id_for(doc["declaration_id"]).encode()
+        assert set(published) == set(expected)
+
+
+def test_a_runtime_snapshot_rebuilds_the_state(assessor, declarations):
+    h = DomainHarness(RiskDomain(Scorer(assessor)), outputs=KeyedOutputs(), snapshot_every=100)
+    with h:
+        for declaration in declarations[:150]:
+            h.feed(DECLARATIONS, declaration)
+        h.tick(now=1.0)  # the runtime snapshots on its timer, then drops the records before
+        records = [orjson.loads(v) for _, _, v in h.changelog if v is not None]
+        assert any(r.get("snapshot") for r in records if "seq" in r)
+        assert max(len(v) for _, _, v in h.changelog if v is not None and b'"snapshot"' not in v) < 4096
+        assert h.recovered().state.snapshot() == h.state().snapshot()
+        h.crash()
+        for declaration in declarations[150:200]:
+            h.feed(DECLARATIONS, declaration)
+        expected = [o for o in offline(assessor, declarations[:200])[150:] if o["hits"] or o["selected"] is not None]
+        ids = {d["declaration_id"] for d in declarations[150:200]}
+        assert [doc for doc in h.sent(RISK_HITS) if doc["declaration_id"] in ids] == expected
+
+
+def test_no_personal_data_leaves_the_agent(assessor, declarations):
+    with harness(assessor) as h:
+        for declaration in declarations[:200]:
+            h.feed(DECLARATIONS, declaration)
+        written = b"".join(v for _, _, v in h.changelog) + orjson.dumps([d for _, _, d in h.outputs.keyed])
+    assert b'"iin"' not in written and b'"buyer"' not in written and b'"name"' not in written
+    for doc in declarations[:200]:
+        assert doc["buyer_ref"] is None or len(doc["buyer_ref"]) == 64
+
+
+# -- metrics, dashboard, rows -----------------------------------------------------------------------------
+
+def test_metrics_count_hits_revenue_and_selections(assessor, declarations):
+    registry = CollectorRegistry()
+    outs = offline(assessor, declarations[:300])
+    with harness(assessor, registry) as h:
+        for declaration in declarations[:300]:
+            h.feed(DECLARATIONS, declaration)
+    families = {f.name: f for f in text_string_to_metric_families(generate_latest(registry).decode())}
+    hits = {s.labels["indicator"]: s.value for s in families["customs_risk_hits"].samples if s.name.endswith("_total")}
+    for indicator in hits:
+        assert hits[indicator] == sum(1 for o in outs for x in o["hits"] if x["indicator"] == indicator)
+    revenue = {s.labels["indicator"]: s.value for s in families["customs_risk_revenue_at_risk_kzt"].samples}
+    from decimal import Decimal
+
+    for indicator, value in revenue.items():
+        exact = sum(Decimal(x["revenue_at_risk"]) for o in outs for x in o["hits"] if x["indicator"] == indicator)
+        assert Decimal(str(value)) == exact
+    exposed = {s.name for f in families.values() for s in f.samples}
+    assert set(EXPORTED) <= exposed
+
+
+def test_the_dashboard_queries_only_what_the_agent_exports():
+    dashboard = json.loads((ROOT / "deploy/grafana/dashboards/customs-risk.json").read_text())
+    queried = set()
+    words = {"sum", "by", "rate", "increase", "indicator", "selected", "outcome"}
+    for panel in dashboard["panels"]:
+        for target in panel.get("targets", []):
+            expr = re.sub(r"\{[^}]*\}|\[[^\]]*\]|\"[^\"]*\"", "", target["expr"])
+            queried |= set(re.findall(r"[A-Za-z_:][A-Za-z0-9_:]*", expr)) - words
+            assert target["expr"].count("(") == target["expr"].count(")")
+    assert queried == set(EXPORTED)
+    assert {"customs_risk_hits_total", "customs_risk_revenue_at_risk_kzt_total"} <= queried
+    ids = [p["id"] for p in dashboard["panels"]]
+    assert len(ids) == len(set(ids))
+
+
+def test_rows_for_clickhouse(assessor, declarations):
+    from stream.analytics.rows import Source, load_converters
+    from stream.analytics.sink import convert
+
+    load_converters()
+    outs = [o for o in offline(assessor, declarations[:300]) if o["hits"]]
+    rows = convert("risk_score", outs, Source(RISK_HITS, 2, tuple(range(len(outs)))))
+    assert len(rows["risk_scores"]) == len(outs)
+    assert len(rows["risk_hits"]) == sum(len(o["hits"]) for o in outs)
+    first = rows["risk_scores"][0]
+    assert first[0] == outs[0]["declaration_id"] and first[4] == int(outs[0]["score"] * 10000 + 0.5)
+    assert first[5] == int(outs[0]["revenue_at_risk"].replace(".", ""))
+    assert all(isinstance(r[5], int) for r in rows["risk_scores"]) and all(r[-1] == 2 for r in rows["risk_hits"])
+    with pytest.raises((TypeError, ValueError)):
+        convert("risk_score", [{**outs[0], "revenue_at_risk": 12.5}], Source(RISK_HITS, 0))
