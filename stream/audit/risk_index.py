@@ -40,7 +40,7 @@ class Index:
     def __init__(self):
         self.sketch = DDSketch(RELATIVE_ACCURACY)
         self.bins: dict[int, int] = {}
-        self._quantiles: tuple[float, float, float] | None = None
+        self._quantiles: tuple[float, float] | None = None
 
     @property
     def count(self) -> int:
@@ -56,19 +56,20 @@ class Index:
         for key, count in other.bins.items():
             self.add_bin(key, count)
 
-    def quartiles(self) -> tuple[float, float, float]:
-        """(25th percentile, median, 75th percentile), each within 1% of the true value."""
+    def upper_quartiles(self) -> tuple[float, float]:
+        """(median, 75th percentile), each within 1% of the true value: what the indicators read (the
+        lower half holds undetected frauds, see `log_spread`)."""
         if self._quantiles is None:
             q = self.sketch.get_quantile_value
-            self._quantiles = (q(0.25), q(0.5), q(0.75))
+            self._quantiles = (q(0.5), q(0.75))
         return self._quantiles
 
 
-def log_spread(quartiles: tuple[float, float, float], floor: float) -> float:
+def log_spread(quartiles: tuple[float, float], floor: float) -> float:
     """A robust standard deviation of log values from the upper half alone (median to 75th percentile is
     0.6745 sigma of a normal). Fraud pushes declared values and weights down only, so the lower half of
     an index fed by the stream holds its undetected frauds; the upper half stays honest."""
-    _, median, p75 = quartiles
+    median, p75 = quartiles
     return max((math.log(p75) - math.log(median)) / 0.6745, floor)
 
 

@@ -275,8 +275,8 @@ class Scorer:
             if picked is None:
                 continue
             level, index = picked
-            quartiles = index.quartiles()
-            median = quartiles[1]
+            quartiles = index.upper_quartiles()
+            median = quartiles[0]
             per_unit = max(amount / line.qty, 1.0)
             ratio = per_unit / median
             spread = log_spread(quartiles, float(rule.min_spread))
