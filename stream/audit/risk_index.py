@@ -1,10 +1,12 @@
-"""Price and weight indices: one DDSketch per (tariff code or heading, origin), kept as integer bins.
+"""Price and weight indices: DDSketches per (tariff code, origin), code, (heading, origin) and heading,
+kept as integer bins.
 
-Why DDSketch (the `ddsketch` package, Datadog) rather than Apache DataSketches KLL: measured here on
-200,000 log-normal prices, both answer a median within 1% (DDSketch 0.98% by construction, KLL 0.3%)
-and both are mergeable, but a DDSketch is a deterministic function of its bins: a value lands in bin
+Why DDSketch (the `ddsketch` package, Datadog) rather than Apache DataSketches KLL (`datasketches`):
+measured here on 200,000 log-normal prices, both answer a median within 1% (DDSketch 0.98% by
+construction, KLL k=200 0.3%), both merge, and both update fast (2.2M vs 1.3M values/s from Python),
+but a DDSketch is a deterministic function of its bins: a value lands in bin
 ``key = ceil(log_gamma(value))`` and quantiles depend on bin counts alone. So a changelog record can
-carry the bins a declaration added (two small integers per line) instead of a serialised sketch, a
+carry the bins a declaration added (a value bin and a weight bin per index key) instead of a serialised sketch, a
 replay rebuilds exactly the sketch the live agent had (same quantiles, same scores, same hits), and a
 snapshot is a dict of integer counts. KLL compacts with random coin flips, so its state can only be
 shipped as opaque blobs, and a replay of the values would not reproduce it. Its relative error also

@@ -160,6 +160,7 @@ class _Hit:
     confidence: float
     evidence: dict
     correction: tuple | None = None   # (line index, field, new value) for line indicators
+    consignment: list | None = None   # splitting: the buyer's earlier parcels of the window
     revenue: int = 0
 
 
@@ -350,12 +351,11 @@ class Scorer:
         confidence = min(1.0, (parcels - 1) / (profile.split_full_parcels - 1)) * eligible / together
         if confidence <= 0:
             return None
-        hit = _Hit("splitting", None, confidence,
-                   {"parcels": parcels, "window_days": profile.split_window_days,
-                    "window_value": format_tiyn(together), "threshold": format_tiyn(threshold),
-                    "paid": format_tiyn(parse_tiyn(decl["total"]) + sum(e[3] for e in window))})
-        hit.consignment = window  # type: ignore[attr-defined]
-        return hit
+        return _Hit("splitting", None, confidence,
+                    {"parcels": parcels, "window_days": profile.split_window_days,
+                     "window_value": format_tiyn(together), "threshold": format_tiyn(threshold),
+                     "paid": format_tiyn(parse_tiyn(decl["total"]) + sum(e[3] for e in window))},
+                    consignment=window)
 
     # -- trader risk --------------------------------------------------------------------------------------
 
@@ -395,7 +395,7 @@ class Scorer:
                     requests.append(request)
                     owners.append(hit)
         if split is not None:
-            request = _consignment(decl, lines, split.consignment)  # type: ignore[attr-defined]
+            request = _consignment(decl, lines, split.consignment or [])
             if request is not None:
                 requests.append(request)
                 owners.append(split)
