@@ -847,8 +847,6 @@ def test_registry_dispatch_and_refs():
         Rejected("no_such_reason", "x")
 
 
-@pytest.mark.xfail(strict=True, reason="stream/declaration/engine.py (R's) checks a declared code with "
-                   "re.match on ^...$, which accepts a trailing newline; the fix is _HS_CODE.fullmatch")
 def test_a_declared_hs_code_with_a_newline_is_classified_not_used():
     from stream.declaration.engine import is_nomenclature_code
 

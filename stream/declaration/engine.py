@@ -24,7 +24,7 @@ from stream.rules.fx import RateNotFound
 
 KAZAKHSTAN_UTC_OFFSET = dt.timedelta(hours=5)
 _OFFSET = re.compile(r"([+-])([0-9]{2}):([0-9]{2})$")
-_HS_CODE = re.compile(r"^[0-9]{4,10}$")
+_HS_CODE = re.compile(r"[0-9]{4,10}")  # fullmatch: no trailing newline slips through
 _RESERVED_CHAPTERS = frozenset({"00", "77", "98", "99"})
 LOW_CONFIDENCE_FLAG = "low_confidence_classification"
 STATUS_NO_TARIFF_RATE = 100  # engine-level line status, beside the kernel's
@@ -57,7 +57,7 @@ def declared_date(ordered_at: str) -> dt.date:
 
 def is_nomenclature_code(code: object) -> bool:
     """A declared HS code is used as is when it has 4-10 digits in an existing HS chapter."""
-    return isinstance(code, str) and _HS_CODE.match(code) is not None and code[:2] not in _RESERVED_CHAPTERS
+    return isinstance(code, str) and _HS_CODE.fullmatch(code) is not None and code[:2] not in _RESERVED_CHAPTERS
 
 
 @dataclass
