@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+from hypothesis import HealthCheck, given, settings, strategies as st
+
 from stream.warehouse.agents import WarehouseDomain
 from tests.fixtures.builders import WH, fake_assess, manifest, order, warehouse_harness
 
@@ -255,3 +257,58 @@ def test_order_ids_are_kept_for_the_window_and_forgotten_after_it():
         assert h.recovered().state.orders.keys() == stock.orders.keys()
         h.feed("orders", order("W-new", ("S1", 1)))  # inside the window: recognised
         assert [d["order_id"] for d in h.sent("declarations")] == ["W-old", "W-new"]
+
+
+# -- the whole: random pages (valid, malformed, hostile, oversized, mis-keyed) through the pipeline --
+
+_kinds = st.sampled_from(["valid", "valid", "valid", "malformed_item", "hostile", "wrong_key", "duplicate"])
+_message = st.one_of(
+    st.tuples(st.just("page"), st.lists(_kinds, min_size=1, max_size=6)),
+    st.tuples(st.just("garbage"), st.binary(max_size=40)),
+    st.tuples(st.just("oversized"), st.just([])),
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_message, min_size=1, max_size=8), st.booleans())
+def test_random_feeds_declare_every_valid_order_once_and_reject_every_bad_item_by_its_ref(messages, crash):
+    valid, bad = set(), set()
+    n = 0
+    with warehouse_harness(warehouse(), max_input_bytes=30_000, max_record_bytes=6_000) as h:
+        h.feed("goods.inbound", manifest("FZ-M", ("FZ", 10_000)))
+        for i, (kind, content) in enumerate(messages):
+            if kind == "garbage":
+                h.feed("orders", content, key=WH.encode())
+                continue
+            if kind == "oversized":
+                items = [order(f"FZ-big-{i}-{j}", ("FZ", 1)) for j in range(150)]
+                h.feed("orders", json.dumps({"schema": "page/1", "items": items}).encode(), key=WH.encode())
+                continue
+            items = []
+            for item_kind in content:
+                n += 1
+                oid = f"FZ-{n}"
+                doc = order(oid, ("FZ", 1))
+                if item_kind == "valid":
+                    valid.add(oid)
+                elif item_kind == "duplicate" and valid:
+                    doc = order(sorted(valid)[0], ("FZ", 1))  # the same order again: declared once
+                elif item_kind == "malformed_item":
+                    doc["lines"][0]["qty"] = "two"
+                    bad.add(oid)
+                elif item_kind == "hostile":
+                    doc["extra"] = json.loads("[" * 300 + "]" * 300)
+                    bad.add(oid)
+                else:
+                    doc = order(oid, ("FZ", 1), wh="KZ-ELSEWHERE")
+                    bad.add(oid)
+                items.append(doc)
+            h.feed("orders", json.dumps({"schema": "page/1", "items": items}).encode(), key=WH.encode())
+            if crash and i % 3 == 2:
+                h.crash()
+        declared = [d["order_id"] for d in h.sent("declarations")]
+        assert sorted(declared) == sorted(valid)  # every valid order once, nothing else
+        rejected_refs = {r["ref"] for r in h.sent("rejections")}
+        assert bad <= rejected_refs
+        assert not any(r.startswith("FZ-big-") for r in declared)
+        assert h.recovered().state.declared.get((WH, "FZ"), 0) == len(valid)
