@@ -1,0 +1,77 @@
+"""The worker's app factory: a list of domains on one Faust app, each with its table, agent and
+timer; a domain's HTTP routes on the web server; `--domains` names them."""
+from __future__ import annotations
+
+import click
+import pytest
+
+from stream import settings
+from stream.app import create_app, load_domains
+from stream.runtime.domain import Effects
+from stream.warehouse.agents import WarehouseDomain
+from tests.fixtures.builders import fake_assess
+
+
+class Counter:
+    """A minimal domain: counts messages per partition (its state), one route."""
+
+    name = "counter"
+    inputs = ("audit.events",)
+    outputs = ()
+
+    def __init__(self):
+        self.routed = None
+
+    def new_state(self, partition):
+        return CounterState()
+
+    def handle(self, state, topic, key, value, now):
+        return Effects({}, {"n": 1})
+
+    def tick(self, state, now):
+        return None
+
+    def on_delivered(self, counts):
+        pass
+
+    def routes(self, app):
+        self.routed = app
+
+        @app.page("/v1/counter")
+        async def count(web, request):
+            return web.json({"ok": True})
+
+
+class CounterState:
+    def __init__(self):
+        self.n = 0
+
+    def apply(self, body):
+        self.n += body["n"]
+
+    def snapshot(self):
+        return {"n": self.n}
+
+
+@pytest.fixture
+def cfg(tmp_path, monkeypatch):
+    monkeypatch.setenv("CUSTOMS_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("CUSTOMS_WEB_PORT", "0")
+    return settings.load()
+
+
+def test_several_domains_run_on_one_app_each_with_its_table_and_routes(cfg):
+    counter = Counter()
+    warehouse = WarehouseDomain(assess=fake_assess, hold_seconds=60)
+    app = create_app(cfg, [warehouse, counter], app_id="customs-test")
+    assert set(app.customs_pipelines) == {"warehouse", "counter"}
+    assert {"stock", "counter"} <= set(app.tables)  # the warehouse keeps its `stock` table
+    assert counter.routed is app
+    assert app.conf.id == "customs-test"
+
+
+def test_domains_are_named_on_the_command_line(cfg):
+    [warehouse] = load_domains(cfg, ["warehouse"])
+    assert isinstance(warehouse, WarehouseDomain) and warehouse.inputs == ("goods.inbound", "orders")
+    with pytest.raises(click.BadParameter, match="no domain 'nosuch'"):
+        load_domains(cfg, ["nosuch"])
