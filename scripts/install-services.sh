@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Installs the local services the tests and the demo run for real: Debian's clickhouse-server and
-# prometheus packages. Idempotent; says what to do when apt cannot be used.
+# prometheus packages, and poppler-utils (pdftoppm) for the report tests. Idempotent; says what to do when apt cannot be used.
 set -u
 missing=()
 command -v clickhouse-server >/dev/null 2>&1 || [ -x /usr/sbin/clickhouse-server ] || missing+=(clickhouse-server)
 command -v prometheus >/dev/null 2>&1 || [ -x /usr/bin/prometheus ] || missing+=(prometheus)
+# pdftoppm renders the local-content and tax-free PDF reports to pictures in their tests
+command -v pdftoppm >/dev/null 2>&1 || missing+=(poppler-utils)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
