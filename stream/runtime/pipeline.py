@@ -115,8 +115,9 @@ class Pipeline:
         partitions = list(partitions)
         for partition in partitions:
             self.states.pop(partition, None)
+        # anchors stay: they name what the log held when this worker last read it, which a log that
+        # started again while the partitions moved (the rebalance it causes) no longer holds
         self.verified = {tp: at for tp, at in self.verified.items() if tp[1] not in partitions}
-        self.anchors = {tp: anchor for tp, anchor in self.anchors.items() if tp[1] not in partitions}
         if self.continuity is not None:
             self.continuity.forget(partitions)
 
@@ -143,6 +144,9 @@ class Pipeline:
                 return  # not handled, not acknowledged: it is read again after the earlier ones
             with gc_paused():  # the message's objects are gone (all but its outputs) when GC resumes
                 delivery = self._handle(state, topic, partition, offset, key, value)
+            if self.log_probe is not None and (topic, partition) not in self.anchors and topic in state.digests:
+                # the first message applied from this log since the last check: later checks look here
+                self.anchors[(topic, partition)] = (state.offsets[topic], state.digests[topic])
             delivery.ack = ack
             await self._launch(delivery)
 
