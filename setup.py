@@ -101,7 +101,7 @@ setup(
         "fpdf2>=2.8",  # the PDF form (pulls Pillow, also used for the PNG)
         # local content (stream/localcontent)
         "matplotlib>=3.8",  # the report's chart (object API, Agg: no display); its DejaVu fonts serve the PDF too
-        "fpdf2>=2.7",  # the report's PDF: pure Python, tables and Unicode TrueType fonts built in
+        # fpdf2 (above) also lays out the report's PDF: pure Python, tables and Unicode TrueType fonts built in
         "pycountry>=24",  # assigned ISO 3166-1 codes: a material's origin must be a real country
     ],
     extras_require={
