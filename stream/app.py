@@ -28,15 +28,26 @@ log = logging.getLogger(__name__)
 DEFAULT_DOMAINS = ("warehouse",)
 
 
+# domains whose factory is not ``stream/<name>/agents.py: domain(cfg)``
+DOMAIN_FACTORIES = {
+    "parcels": "stream.declaration.parcels:parcels_domain",  # assessment-request/1 on `parcels`, declared
+    "risk": "stream.audit.risk_agent:domain",  # run it in its own group: --app-id $CUSTOMS_RISK_APP_ID
+}
+
+
 def load_domains(cfg: settings_module.Settings, names, *, metrics=None) -> list:
-    """The domains named, each from ``stream/<name>/agents.py: domain(cfg)`` (the warehouse also
-    takes the worker's metrics)."""
+    """The domains named, each from ``stream/<name>/agents.py: domain(cfg)`` or DOMAIN_FACTORIES (the
+    warehouse also takes the worker's metrics)."""
     domains = []
     for name in names:
         if name == "warehouse":
             from stream.warehouse.agents import domain
 
             domains.append(domain(cfg, metrics=metrics))
+            continue
+        if name in DOMAIN_FACTORIES:
+            module_name, attribute = DOMAIN_FACTORIES[name].split(":")
+            domains.append(getattr(importlib.import_module(module_name), attribute)(cfg))
             continue
         try:
             module = importlib.import_module(f"stream.{name}.agents")

@@ -12,6 +12,7 @@ from stream.settings import env
 from stream.runtime.domain import Domain
 from stream.runtime.pipeline import Pipeline
 from stream.runtime.producer import Outputs
+from stream.runtime.topics import partitions_of
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +152,7 @@ def install_all(app, domains, *, outputs: Outputs, cfg, bootstrap: str, metrics:
     from stream.runtime import quarantine
 
     quarantine.install(metrics)
-    pipelines = {domain.name: install(app, domain, outputs=outputs, partitions=cfg.partitions,
+    pipelines = {domain.name: install(app, domain, outputs=outputs, partitions=partitions_of(table_of(domain), cfg.partitions),
                                       tick_seconds=tick_seconds, max_in_flight=cfg.pages_in_flight,
                                       bootstrap=bootstrap, metrics=metrics, max_input_bytes=cfg.page_bytes,
                                       snapshot_every=int(env("CUSTOMS_SNAPSHOT_RECORDS")))

@@ -45,10 +45,26 @@ def changelog_topic(app_id: str, table: str) -> str:
     return f"{app_id}-{table}-changelog"
 
 
+# the tax-free state table (its changelog is `{app_id}-taxfree-changelog`)
+TAXFREE_TABLE = "taxfree"
+TAXFREE_TOPICS = (TAXFREE_DOCUMENTS, TAXFREE_CONFIRMATIONS, TAXFREE_CANCELLATIONS, TAXFREE_DECISIONS)
+
+
+def partitions_of(topic_or_table: str, partitions: int) -> int:
+    """The partition count of a topic or a table's changelog. The tax-free topics have their own
+    (CUSTOMS_TAXFREE_PARTITIONS, default 1): a receipt may count in one live document only, and that
+    check sees the documents of one partition."""
+    if topic_or_table in TAXFREE_TOPICS or topic_or_table == TAXFREE_TABLE:
+        from stream.settings import env
+
+        return int(env("CUSTOMS_TAXFREE_PARTITIONS"))
+    return partitions
+
+
 def topic_plan(partitions: int, app_id: str, tables: tuple[str, ...] = (STOCK_TABLE,)) -> dict[str, int]:
     """Every topic the workers of ``app_id`` use (with ``tables``) -> its partition count."""
-    plan = {name: partitions for name in ALL_TOPICS}
+    plan = {name: partitions_of(name, partitions) for name in ALL_TOPICS}
     for table in tables:
-        plan[changelog_topic(app_id, table)] = partitions
+        plan[changelog_topic(app_id, table)] = partitions_of(table, partitions)
     plan[f"{app_id}-__assignor-__leader"] = 1
     return plan
