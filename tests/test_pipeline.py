@@ -54,12 +54,16 @@ def test_manifest_then_orders_declared(pipeline):
     declared = {d["order_id"]: d for d in docs["declarations"] if d["order_id"].startswith("T1-")}
     assert set(declared) == {"T1-O1", "T1-O2", "T1-O3"}
     d = declared["T1-O2"]
-    assert d["schema"] == "assessment/1" and d["flow"] == "warehouse" and d["declared_at"] == "2026-11-21"
+    assert d["schema"] == "declaration/2" and d["flow"] == "warehouse" and d["declared_at"] == "2026-11-21"
     assert d["declaration_id"] == declaration_id("T1-O2") and d["warehouse_id"] == wh
     assert d["operator_bin"] == "123456789012"
     assert d["lines"][0]["hs_code"] == "6109100000" and d["lines"][0]["hs_source"] == "declared"
     assert last_movement(docs, wh, "T1-A")["on_hand"] == 1
-    for topic, schema_file in (("declarations", "declaration-1.json"), ("stock.movements", "stock-movement-1.json"),
+    # declaration/2 carries what a later check needs: per line quantity, origin, weight and description
+    assert [(line["sku"], line["qty"]) for line in d["lines"]] == [("T1-B", 1), ("T1-A", 1)]
+    assert all(line["origin"] and line["weight_kg"] and line["description"] for line in d["lines"])
+    assert d["marketplace"] and "buyer" not in d
+    for topic, schema_file in (("declarations", "declaration-2.json"), ("stock.movements", "stock-movement-1.json"),
                                ("rejections", "rejection-1.json")):
         validator = schema_validator(schema_file)
         for doc in docs[topic]:

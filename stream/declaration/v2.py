@@ -103,7 +103,9 @@ class DeclarationBuilder:
             "warehouse_id": source.warehouse_id,
             "operator_bin": source.operator_bin,
             "marketplace": marketplace,
-            "buyer_ref": buyer_ref(buyer["iin"], self.secret) if isinstance(buyer, dict) else None,
+            # a request built from a pending order carries the pseudonym already (made with the same secret)
+            "buyer_ref": (buyer_ref(buyer["iin"], self.secret) if isinstance(buyer, dict)
+                          else request.get("buyer_ref")),
             "ordered_at": request["ordered_at"],
         }
         for name in _ASSESSMENT_FIELDS:

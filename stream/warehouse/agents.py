@@ -23,6 +23,7 @@ from typing import Any, Callable
 import orjson
 
 from stream.contracts.validate import parse_json_line, ref_of, validate_document
+from stream.declaration.v2 import DeclarationBuilder
 from stream.money import parse_tiyn
 from stream.runtime.domain import Effects
 from stream.runtime.pages import page_items
@@ -106,6 +107,8 @@ class WarehouseDomain:
         self.tick_seconds = tick_seconds(hold_seconds)
         self.metrics = metrics
         self.value_of = value_of
+        # declaration/2: what a post-release check needs (marketplace, buyer_ref, per-line facts)
+        self.declarations = DeclarationBuilder(secret=buyer_secret)
 
     def new_state(self, partition: int) -> Stock:
         return Stock(partition, self.buyer_secret)
@@ -141,7 +144,7 @@ class WarehouseDomain:
         requests = txn.requests()
         if requests:
             started = time.perf_counter()
-            txn.settle(self.assess(requests))
+            txn.settle(self.assess(requests), requests, self.declarations)
             if self.metrics is not None:
                 self.metrics.observe_batch("assess", time.perf_counter() - started)
         movements = txn.movements(_now_iso())

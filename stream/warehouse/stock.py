@@ -22,6 +22,7 @@ import orjson
 
 from stream.contracts.reasons import rejection
 from stream.declaration.ids import declaration_id
+from stream.declaration.v2 import Source
 
 # statuses of an order id
 DECLARED, REJECTED, PENDING = "D", "R", "P"
@@ -407,13 +408,16 @@ class Txn:
             out.append(request)
         return out
 
-    def settle(self, results: list[dict]) -> None:
-        """Take the assessor's answers (same order as `requests()`): declare or reject each."""
+    def settle(self, results: list[dict], requests: list[dict] | None = None, builder=None) -> None:
+        """Take the assessor's answers (same order as `requests()`): declare or reject each. With a
+        ``builder`` (stream/declaration/v2.py) and the ``requests`` answered, declarations are
+        declaration/2; without, the answer extended in place (declaration/1)."""
         if len(results) != len(self.candidates):
             raise ValueError(f"{len(results)} results for {len(self.candidates)} candidates")
+        sources = [] if builder is not None else None
         reserved, decl, avail = self.reserved, self.decl, self._avail
         declarations, rejections, o = self.out.declarations, self.out.rejections, self.o
-        for cand, result in zip(self.candidates, results):
+        for index, (cand, result) in enumerate(zip(self.candidates, results)):
             order = cand.order
             oid = order["order_id"]
             if result.get("schema") == "assessment/1":
@@ -421,11 +425,14 @@ class Txn:
                     reserved[key] -= qty  # reserved becomes declared: available is unchanged
                     decl[key] = decl.get(key, 0) + qty
                 wh = order["warehouse_id"]
-                # the assessor's answer is ours: extend it in place into the declaration
-                result["declaration_id"] = declaration_id(oid)
-                result["warehouse_id"] = wh
-                result["operator_bin"] = self._facts((wh, order["lines"][0]["sku"]))["operator_bin"]
-                declarations.append(result)
+                operator_bin = self._facts((wh, order["lines"][0]["sku"]))["operator_bin"]
+                if sources is not None:
+                    sources.append(Source(result, requests[index], wh, operator_bin, order["marketplace"]))
+                else:  # the assessor's answer is ours: extend it in place into the declaration
+                    result["declaration_id"] = declaration_id(oid)
+                    result["warehouse_id"] = wh
+                    result["operator_bin"] = operator_bin
+                    declarations.append(result)
                 o[oid] = [DECLARED, cand.digest]
             else:
                 for key, qty in cand.need.items():
@@ -435,6 +442,8 @@ class Txn:
                 o[oid] = [REJECTED, cand.digest]
             if cand.from_pending:
                 self.pdel.append(oid)
+        if sources:
+            declarations.extend(builder.build_many(sources))
         self.candidates = []
 
     # -- result --------------------------------------------------------------------------------
