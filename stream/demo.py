@@ -150,6 +150,22 @@ def _print_summary(s: dict) -> None:
 
 DEMO_DATABASE = "customs_demo"
 
+# each domain's short demo step, "module:function" called with the echo (each prints its own heading)
+DOMAIN_STEPS = (
+    "stream.audit.risk_demo:risk_demo_step",  # post-release control: the top of the audit list
+    "stream.audit.demo:cases_demo_step",  # cameral audit cases through their working-day deadlines
+    "stream.taxfree.demo:demo_step",  # tax-free documents, airport confirmations, decisions, an invoice
+    "stream.localcontent.demo:demo_step",  # CT-KZ: one product keeps its certificate on 2024-04-28, one loses it
+)
+
+
+def _domain_steps(echo) -> None:
+    import importlib
+
+    for target in DOMAIN_STEPS:
+        module_name, function = target.split(":")
+        getattr(importlib.import_module(module_name), function)(echo)
+
 
 @click.command("demo")
 @click.option("--orders", default=20_000, show_default=True, help="orders in the feed")
@@ -162,7 +178,9 @@ DEMO_DATABASE = "customs_demo"
 @click.option("--timeout", default=90.0, show_default=True)
 @click.option("--clickhouse/--no-clickhouse", default=True, show_default=True,
               help="also write to a local ClickHouse when one is installed")
-def demo_command(orders, page_size, rate, hold, invalid_rate, seed, timeout, clickhouse):
+@click.option("--domains/--no-domains", default=True, show_default=True,
+              help="then a short step of each other domain: risk, audit cases, tax-free, local content")
+def demo_command(orders, page_size, rate, hold, invalid_rate, seed, timeout, clickhouse, domains):
     """Run the pipeline on a realistic feed and print what the operator would see."""
     from stream.loadgen import FeedConfig, generate
 
@@ -208,6 +226,8 @@ def demo_command(orders, page_size, rate, hold, invalid_rate, seed, timeout, cli
                 click.echo("\n" + operator_report(ch_url))
             except Exception as error:  # the summary above stands; say why the analytics do not
                 click.echo(f"\nthe ClickHouse report failed: {error}", err=True)
+        if domains:
+            _domain_steps(click.echo)
         if summary["unsettled"]:
             sys.exit(1)
     finally:
