@@ -157,4 +157,20 @@ def test_dockerfile_runs_the_cli_and_exposes_the_default_ports():
     assert {ENVIRONMENT["CUSTOMS_METRICS_PORT"][0], ENVIRONMENT["CUSTOMS_WEB_PORT"][0]} <= exposed
     for name in re.findall(r"\b(CUSTOMS_[A-Z_]+|CLICKHOUSE_[A-Z_]+|KAFKA_[A-Z_]+)=", text):
         assert name in ENVIRONMENT
-    assert SERVICES["worker"]["command"] == ["worker"] and SERVICES["loadgen"]["command"] == ["loadgen"]
+    assert SERVICES["worker"]["command"][0] == "worker" and SERVICES["loadgen"]["command"] == ["loadgen"]
+
+
+def test_workers_run_every_stream_domain_and_the_risk_agent_its_own_group():
+    from stream.app import load_domains
+    from stream.settings import load
+
+    def option(command, name):
+        return command[command.index(name) + 1]
+
+    worker, risk = SERVICES["worker"]["command"], SERVICES["risk"]["command"]
+    names = option(worker, "--domains").split(",")
+    assert set(names) == {"warehouse", "parcels", "audit", "taxfree"}
+    assert option(risk, "--domains") == "risk" and option(risk, "--app-id") != env("worker").get("CUSTOMS_APP_ID")
+    assert len(load_domains(load(), names + ["risk"])) == 5  # every name is a domain the worker can load
+    job = next(job for job in PROMETHEUS_CONFIG["scrape_configs"] if job["job_name"] == "customs-stream-risk")
+    assert job["dns_sd_configs"][0]["names"] == ["risk"]
