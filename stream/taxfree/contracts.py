@@ -16,6 +16,9 @@ from datetime import date, datetime
 
 import orjson
 
+# the shared patterns of schemas/common-1.json (fullmatch: no trailing newline)
+from stream.contracts.validate import _BIN, _COUNTRY, _DATE, _ID, _TIMESTAMP
+
 INPUT_SCHEMAS = ("taxfree-document/1", "taxfree-confirmation/1", "taxfree-cancellation/1")
 MAX_LINES = 1000
 MAX_RECEIPTS = 100
@@ -23,9 +26,6 @@ MAX_QTY = 1_000_000
 
 _MISSING = object()
 
-_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/#-]{0,127}").fullmatch
-_BIN = re.compile(r"[0-9]{12}").fullmatch
-_COUNTRY = re.compile(r"[A-Z]{2}").fullmatch
 _AIRPORT = re.compile(r"[A-Z]{3}").fullmatch
 _PASSPORT = re.compile(r"[A-Z0-9]{4,20}").fullmatch
 _CARD = re.compile(r"[A-Za-z0-9_.:-]{4,200}").fullmatch
@@ -33,10 +33,6 @@ _AMOUNT = re.compile(r"(?:0|[1-9][0-9]{0,11})\.[0-9]{2}").fullmatch
 _KZT = re.compile(r"(?:0|[1-9][0-9]{0,17})\.[0-9]{2}").fullmatch
 _JWS = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+").fullmatch
 _HEX64 = re.compile(r"[0-9a-f]{64}").fullmatch
-_TIMESTAMP = re.compile(
-    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.[0-9]{1,9})?"
-    r"(?:[Zz]|[+-]([0-9]{2}):([0-9]{2}))").fullmatch
-_DATE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})").fullmatch
 _QUARTER = re.compile(r"[0-9]{4}Q[1-4]").fullmatch
 _MONTH = re.compile(r"[0-9]{4}-(?:0[1-9]|1[0-2])").fullmatch
 

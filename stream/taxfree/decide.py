@@ -306,15 +306,25 @@ class Decider:
         record["decision"] = decision
         return Outcome({"v": RECORD_VERSION, "docs": {document_id: record}}, [decision])
 
-    def confirmation(self, ledger: Ledger, doc: dict) -> Outcome:
+    @staticmethod
+    def _against(ledger: Ledger, doc: dict, field: str):
+        """The document a confirmation or cancellation is about, and the event's digest; or the
+        Outcome that ends it (unknown document, a redelivery of the same event)."""
         document_id = doc["document_id"]
         record = ledger.docs.get(document_id)
         if record is None:
             return _reject(document_id, "unknown_document",
-                           "document_id: no tax-free document with this id was received")
+                           "document_id: no tax-free document with this id was received"), None, None
         content = digest(doc)
-        if record["confirmation"] == content:
-            return Outcome()
+        if record[field] == content:
+            return Outcome(), None, None
+        return None, record, content
+
+    def confirmation(self, ledger: Ledger, doc: dict) -> Outcome:
+        document_id = doc["document_id"]
+        ended, record, content = self._against(ledger, doc, "confirmation")
+        if ended is not None:
+            return ended
         if record["confirmation"] is not None:
             return _reject(document_id, "already_confirmed",
                            "the document already has the airport's outcome; a second one is not applied")
@@ -343,13 +353,9 @@ class Decider:
 
     def cancellation(self, ledger: Ledger, doc: dict) -> Outcome:
         document_id = doc["document_id"]
-        record = ledger.docs.get(document_id)
-        if record is None:
-            return _reject(document_id, "unknown_document",
-                           "document_id: no tax-free document with this id was received")
-        content = digest(doc)
-        if record["cancellation"] == content:
-            return Outcome()
+        ended, record, content = self._against(ledger, doc, "cancellation")
+        if ended is not None:
+            return ended
         if record["cancellation"] is not None:
             return _reject(document_id, "already_cancelled", "the document was already cancelled")
         if record["decision"]["decision"] == "refund":
