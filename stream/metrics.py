@@ -300,11 +300,11 @@ def record_quarantined(topic: str, codec: str) -> None:
     default().record_quarantined(topic, codec)
 
 
-def start_server(port: int, addr: str = "0.0.0.0", registry: CollectorRegistry | None = None):
+def start_server(port: int, addr: str = "127.0.0.1", registry: CollectorRegistry | None = None):
     """Serve /metrics on `addr:port` in a daemon thread (port 0: off; returns None).
 
-    The worker binds all interfaces so Prometheus can scrape it in docker-compose; tests pass
-    addr="127.0.0.1". Returns (server, thread) from prometheus-client.
+    The worker binds CUSTOMS_METRICS_HOST (loopback by default; docker-compose sets 0.0.0.0 so
+    Prometheus can scrape it). Returns (server, thread) from prometheus-client.
     """
     if port == 0:
         return None

@@ -1,7 +1,7 @@
 """Settings, read in one place from documented environment variables.
 
 Every variable has a default that runs the embedded set-up on loopback. The table in README.md
-("Configuration") lists them; tests/test_settings.py keeps the two in step.
+("Configuration") lists them; tests/test_readme.py keeps the two in step.
 """
 from __future__ import annotations
 

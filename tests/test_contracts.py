@@ -110,7 +110,7 @@ def test_rejection_reasons_match_reasons_py():
         {"schema": "rejection/1", "ref": None, "reason": "no_such_reason", "detail": "x"})
 
 
-# -- the documents of DESIGN.md -----------------------------------------------------------------
+# -- the published contracts' examples -----------------------------------------------------------------
 
 MANIFEST = {
     "schema": "goods-manifest/1", "manifest_id": "M-1", "operator_bin": "123456789012",
@@ -133,7 +133,7 @@ REQUEST = {
                "hs_code": "6109100000", "origin": "CN", "qty": 2, "unit_price": "5.10",
                "currency": "USD", "unit_weight_kg": "0.180"}],
 }
-# DESIGN.md's assessment example with its "..." placeholders filled in.
+# The published assessment example with its "..." placeholders filled in.
 ASSESSMENT = {
     "schema": "assessment/1", "order_id": "AX-ORD-778899", "flow": "parcel",
     "declared_at": "2026-11-23", "rule_set": "eaeu-ecom-2026-07", "currency": "KZT",

@@ -25,7 +25,7 @@ CLI = [sys.executable, "-m", "stream", "local-content"]
 ANSWER_SCHEMA = schema_validator("local-content-1.json")
 REJECTION_SCHEMA = schema_validator("rejection-1.json")
 
-# DESIGN.md 8.3, verbatim.
+# The published contract's example, verbatim.
 CONTRACT_EXAMPLE = {
     "schema": "local-content-request/1", "product_id": "P-1", "product_type": "furniture",
     "calculated_on": "2024-05-02", "vat_payer": True, "production_cost": "800000.00", "margin": "200000.00",

@@ -1,4 +1,4 @@
-"""Cameral audit cases: the state machine of DESIGN.md 8.1, pure (no Kafka, no clock, no I/O).
+"""Cameral audit cases: the state machine of schemas/audit-case-1.json, pure (no Kafka, no clock, no I/O).
 
     opened --notification_delivered--> notified --paid in full by comply_by--> complied
                                           |--explanation_received by comply_by--> disputed

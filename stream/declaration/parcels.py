@@ -1,4 +1,4 @@
-"""The parcel flow in the stream (DESIGN.md 8.1): topic `parcels` with `assessment-request/1` documents of
+"""The parcel flow in the stream (README: post-release control): topic `parcels` with `assessment-request/1` documents of
 flow "parcel" (goods sent straight to a buyer, not through a customs warehouse; single documents or
 `page/1`), each valid one assessed and declared on `declarations` as `declaration/2`, with
 `warehouse_id` null. A Domain of the shared runtime (stream/runtime/domain.py).

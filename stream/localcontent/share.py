@@ -1,7 +1,7 @@
 """The domestic-value share of a product on a date (CT-KZ), under both formulas, and what would qualify it.
 
 All money is integer tiyn; shares are `Decimal` percentages rounded half up to two places by
-`stream.money.share_pct` (DESIGN.md 8.3):
+`stream.money.share_pct` (the local-content/1 contract, schemas/local-content-1.json):
 
 - ``C_foreign`` = cost of the materials whose origin is not KZ;
 - ``exw_price`` = production cost + margin, plus VAT at the rate in force when ``vat_payer``

@@ -1,1 +1,1 @@
-"""Tax-free VAT refunds for foreign buyers (seed 002, MinFin Order No. 363; DESIGN.md 8.2)."""
+"""Tax-free VAT refunds for foreign buyers (seed 002, MinFin Order No. 363; README: tax-free VAT refunds)."""
