@@ -191,3 +191,24 @@ def test_ticks_expire_pending_orders_and_a_tick_with_nothing_to_do_writes_nothin
         h.tick(now=200.0)
         assert len(h.changelog) == written + 1
         assert not h.recovered().state.pending
+
+
+def test_each_rejection_names_the_input_it_answers_so_clickhouse_counts_it_once():
+    from stream.analytics.rejection_rows import rejection_id
+
+    bad = {"schema": "order/1"}  # the same invalid content twice in a page, and again in a second message
+    with warehouse_harness(warehouse(), outputs=FakeOutputs(auto=False)) as h:
+        h.feed("orders", {"schema": "page/1", "items": [bad, bad]}, key=WH.encode(), drain=False)
+        first = h.sent("rejections")
+        h.crash()  # outputs sent, record never written: the message is handled again
+        h.feed("orders", {"schema": "page/1", "items": [bad, bad]}, key=WH.encode(), offset=0, drain=False)
+        again = h.sent("rejections")[len(first):]
+    with warehouse_harness(warehouse()) as h:
+        h.feed("orders", {"schema": "page/1", "items": [bad, bad]}, key=WH.encode())
+        h.feed("orders", bad, key=WH.encode())
+        sources = [r["source"] for r in h.sent("rejections")]
+    assert [r["source"] for r in first] == ["orders/0/0/0", "orders/0/0/1"]
+    assert again == first  # the repeat is the same rejection, one row in ClickHouse
+    assert sources == ["orders/0/0/0", "orders/0/0/1", "orders/0/1/0"]
+    ids = {rejection_id(r, "rejections", 0, n) for n, r in enumerate(first + again)}
+    assert len(ids) == 2  # two distinct inputs' rejections stay two; their repeats collapse

@@ -284,7 +284,16 @@ class Pipeline:
     def _prepare(self, state: PartitionState, partition: int, effects: Effects, topic: str | None = None,
                  offset: int | None = None, digest: str | None = None) -> Delivery:
         """Wrap the body in its record and apply it in memory (durable once the committer wrote it)."""
-        delivery = Delivery(partition, {t: m for t, m in effects.outputs.items() if m}, counts=effects.counts)
+        outputs = {t: m for t, m in effects.outputs.items() if m}
+        if self.rejections_topic in outputs:
+            # each rejection names what it answers, so a repeat after a crash is one row in ClickHouse
+            # and identical rejections of distinct inputs stay distinct (rejection/1 `source`)
+            origin = (f"{topic}/{partition}/{offset}" if topic is not None
+                      else f"{self.domain.name}.tick/{partition}/{state.seq + 1}")
+            outputs[self.rejections_topic] = [
+                (key, _with_source(value, f"{origin}/{index}"))
+                for index, (key, value) in enumerate(outputs[self.rejections_topic])]
+        delivery = Delivery(partition, outputs, counts=effects.counts)
         if topic is not None or effects.body is not None:
             record = state.next_record(effects.body, topic, offset, digest)
             delivery.records = encode_record(partition, record, self.max_record_bytes)
@@ -373,3 +382,12 @@ class Pipeline:
             await asyncio.wait([committer], timeout=5.0)
         self.deliveries = None
         self.outstanding = 0
+
+
+def _with_source(value: bytes, source: str) -> bytes:
+    """A serialised rejection/1 with its `source` (one that names its own is left as it is)."""
+    doc = orjson.loads(value)
+    if not isinstance(doc, dict) or doc.get("schema") != "rejection/1" or "source" in doc:
+        return value
+    doc["source"] = source
+    return orjson.dumps(doc)
