@@ -135,5 +135,8 @@ def test_invalid_input_rejected_and_worker_survives(pipeline):
     assert sum(1 for ref, reason in reasons if ref is None and reason == "malformed_json") >= 3
     assert (None, "not_an_object") in reasons and (None, "empty_lines") in reasons
     for r in docs["rejections"]:
-        assert set(r) == {"schema", "ref", "reason", "detail"} and r["schema"] == "rejection/1"
+        assert set(r) == {"schema", "ref", "reason", "detail", "source"} and r["schema"] == "rejection/1"
+        topic, partition, offset, item = r["source"].split("/")  # the input it answers
+        assert topic in ("goods.inbound", "orders", "warehouse.tick")  # an input, or the timer (expiry)
+        assert partition.isdigit() and offset.isdigit() and item.isdigit()
     assert "T5-ok" in refs(docs, "declarations")
