@@ -62,6 +62,24 @@ class DeclarationBuilder:
     def __init__(self, classifier=None, secret: bytes | None = None):
         self._classifier = classifier
         self.secret = buyer_secret() if secret is None else secret
+        # the keyed hash set up once (copying it is cheaper than keying it again per buyer), and the
+        # line weights of the (qty, unit weight) pairs seen: both are per-declaration costs on the hot path
+        self._keyed = hmac.new(self.secret, digestmod=hashlib.sha256)
+        self._weights: dict[tuple[int, str], str] = {}
+
+    def _buyer_ref(self, iin: str) -> str:
+        keyed = self._keyed.copy()
+        keyed.update(iin.encode("utf-8"))
+        return keyed.hexdigest()
+
+    def _weight(self, qty: int, unit_weight_kg: str) -> str:
+        key = (qty, unit_weight_kg)
+        found = self._weights.get(key)
+        if found is None:
+            if len(self._weights) >= 65536:
+                self._weights.clear()
+            found = self._weights[key] = line_weight_kg(qty, unit_weight_kg)
+        return found
 
     @property
     def classifier(self):
@@ -104,7 +122,7 @@ class DeclarationBuilder:
             "operator_bin": source.operator_bin,
             "marketplace": marketplace,
             # a request built from a pending order carries the pseudonym already (made with the same secret)
-            "buyer_ref": (buyer_ref(buyer["iin"], self.secret) if isinstance(buyer, dict)
+            "buyer_ref": (self._buyer_ref(buyer["iin"]) if isinstance(buyer, dict)
                           else request.get("buyer_ref")),
             "ordered_at": request["ordered_at"],
         }
@@ -116,7 +134,7 @@ class DeclarationBuilder:
             line = {name: assessed[name] for name in _LINE_FIELDS}
             line["origin"] = asked["origin"]
             line["qty"] = qty
-            line["weight_kg"] = line_weight_kg(qty, asked["unit_weight_kg"])
+            line["weight_kg"] = self._weight(qty, asked["unit_weight_kg"])
             line["description"] = asked["description"]
             if assessed["hs_source"] == "classified" or assessed["hs_code"][:4] != code[:4]:
                 line["hs_classified"] = code
