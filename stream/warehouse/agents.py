@@ -22,18 +22,14 @@ from typing import Any, Callable
 
 import orjson
 
-from stream.contracts.validate import parse_json_line, ref_of, validate_document
 from stream.declaration.v2 import DeclarationBuilder
 from stream.money import parse_tiyn
 from stream.runtime.domain import Effects
-from stream.runtime.pages import page_items
 from stream.runtime.topics import DECLARATIONS, INBOUND, MOVEMENTS, ORDERS, REJECTIONS, STOCK_TABLE
+from stream.warehouse.intake import parse_message
 from stream.warehouse.stock import Outcome, Stock, Txn
 
 log = logging.getLogger(__name__)
-
-# the document schema each input topic accepts
-ACCEPTED_SCHEMA = {INBOUND: "goods-manifest/1", ORDERS: "order/1"}
 
 
 def _now_iso() -> str:
@@ -43,49 +39,6 @@ def _now_iso() -> str:
 def tick_seconds(hold_seconds: float) -> float:
     """How often pending orders are re-checked: a quarter of the hold time, within [0.2 s, 5 s]."""
     return min(max(hold_seconds / 4, 0.2), 5.0)
-
-
-def parse_message(raw: bytes | None, topic: str, txn: Txn, key: bytes | None = None) -> int:
-    """Feed one input message (a document or a page) into ``txn``; invalid items are rejected, and
-    so is an item whose ``warehouse_id`` is not the message ``key`` (inputs are keyed by warehouse:
-    a mis-keyed message would put part of a warehouse's stock in another partition).
-
-    Returns the number of items seen.
-    """
-    expected = ACCEPTED_SCHEMA[topic]
-    if raw is None:
-        txn.reject(None, "malformed_json", "empty message")
-        return 1
-    doc = parse_json_line(raw)
-    if isinstance(doc, tuple):
-        txn.reject(None, *doc)
-        return 1
-    items = page_items(doc)
-    if isinstance(items, tuple):
-        txn.reject(ref_of(doc), *items)
-        return 1
-    accept = txn.receive if expected == "goods-manifest/1" else txn.order
-    for item in items:
-        problem = validate_document(item)
-        if problem is not None:
-            txn.reject(ref_of(item), *problem)
-            continue
-        if item["schema"] != expected:
-            txn.reject(ref_of(item), "unknown_schema",
-                       f"schema: {item['schema']!r} is not accepted on topic {topic} (expected {expected!r})")
-            continue
-        if key != item["warehouse_id"].encode():
-            shown = "no key" if key is None else f"key {key[:64].decode('utf-8', 'replace')!r}"
-            txn.reject(ref_of(item), "wrong_key", f"warehouse_id {item['warehouse_id']!r} arrived with {shown}: "
-                       f"{topic} is keyed by warehouse_id")
-            continue
-        try:  # one item the stock cannot take is rejected alone; the page's other items go on
-            accept(item)
-        except Exception as exc:  # receive/order fail before they change the transaction (digest first)
-            log.exception("%s item %s could not be processed", topic, ref_of(item))
-            txn.reject(ref_of(item), "internal_error", f"the item could not be processed ({type(exc).__name__}); "
-                       "the operators have the log")
-    return len(items)
 
 
 class WarehouseDomain:
