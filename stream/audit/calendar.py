@@ -15,6 +15,13 @@ Only the years listed in the data file are covered. A date outside them is a `Ca
 guess: next year's decree is published late in the year, and a deadline counted over an unknown year
 could be a day off by a week.
 
+A year can be in the file before everything about it is known: its ``provisional`` list names what is
+not yet (the government decree on transfers of days off not published, Kurban Ait only the expected
+date). Such a year is answered from its statutory days off; the calendar logs one warning per year the
+first time it answers for it, and `WorkingCalendar.provisional_years` / `provisional_between` say which
+answers may still move, so `customs-stream audit deadlines` marks them. When the decree is published, add
+its transfers and empty the list.
+
 Deadlines (Customs Code art. 417; seeds 001 and 004): ``comply_by`` is the 20th working day counted
 from the day after the notification was delivered; ``answer_by`` is the 10th working day counted from
 the day after the explanation was received. The day after counts as the first when it is a working day.
@@ -23,7 +30,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
@@ -33,6 +41,7 @@ DATA_FILE = Path(__file__).parent / "data" / "kz_calendar.json"
 COMPLY_WORKING_DAYS = 20
 ANSWER_WORKING_DAYS = 10
 _ONE_DAY = dt.timedelta(days=1)
+log = logging.getLogger(__name__)
 
 
 class CalendarError(ValueError):
@@ -45,6 +54,26 @@ class WorkingCalendar:
     days_off: frozenset[dt.date]          # Monday-Friday days that are not worked
     working_weekends: frozenset[dt.date]  # Saturdays and Sundays worked by decree
     source: str = ""
+    # (year, what is not yet known about it) for the years answered provisionally
+    provisional: tuple[tuple[int, tuple[str, ...]], ...] = ()
+    _warned: set = field(default_factory=set, compare=False, hash=False, repr=False)
+    _provisional_years: frozenset = field(init=False, compare=False, hash=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_provisional_years", frozenset(year for year, _ in self.provisional))
+
+    @property
+    def provisional_years(self) -> frozenset[int]:
+        """The covered years whose days off may still change (decree not published, dates expected)."""
+        return self._provisional_years
+
+    def provisional_reasons(self, year: int) -> tuple[str, ...]:
+        """What is not yet known about ``year`` (empty for a final year)."""
+        return next((reasons for y, reasons in self.provisional if y == year), ())
+
+    def provisional_between(self, first: dt.date, last: dt.date) -> list[int]:
+        """The provisional years a count from ``first`` to ``last`` (inclusive) went through."""
+        return sorted(y for y in self.provisional_years if min(first, last).year <= y <= max(first, last).year)
 
     @property
     def first_year(self) -> int:
@@ -63,6 +92,10 @@ class WorkingCalendar:
             raise CalendarError(
                 f"{day.isoformat()} is outside the working-day calendar (years {covered}); add {day.year} "
                 f"to the calendar file when its decree on days off is published")
+        if day.year in self._provisional_years and day.year not in self._warned:
+            self._warned.add(day.year)
+            log.warning("working-day calendar: %d is provisional (%s); deadlines counted over it may move",
+                        day.year, "; ".join(self.provisional_reasons(day.year)))
 
     def is_working_day(self, day: dt.date) -> bool:
         self._require(day)
@@ -146,6 +179,10 @@ def _year_days(year: int, entry: dict, religious_names: tuple[str, ...], where: 
         day = _date(extra.get("date"), f"{where}.holidays[{i}].date")
         holiday_days[day] = bool(extra.get("religious", False))
 
+    for i, reason in enumerate(entry.get("provisional", [])):
+        if not isinstance(reason, str) or not reason.strip():
+            raise CalendarError(f"{where}.provisional[{i}]: expected a non-empty text naming what is not yet known")
+
     off = {d for d in holiday_days if d.weekday() < 5}
     # a holiday on a weekend gives the next working day off (religious ones excepted), in date order
     for day in sorted(holiday_days):
@@ -177,15 +214,23 @@ def build_calendar(data: dict, source: str = "") -> WorkingCalendar:
     years: set[int] = set()
     days_off: set[dt.date] = set()
     worked: set[dt.date] = set()
+    provisional: list[tuple[int, tuple[str, ...]]] = []
     for key, entry in data["years"].items():
         if not (isinstance(key, str) and key.isdigit() and len(key) == 4):
             raise CalendarError(f"{source or 'calendar'}: year {key!r} is not a four-digit year")
         year = int(key)
+        if not isinstance(entry, dict):
+            raise CalendarError(f"{source or 'calendar'}: years.{key}: expected an object")
+        if not isinstance(entry.get("provisional", []), list):
+            raise CalendarError(f"{source or 'calendar'}: years.{key}.provisional: expected a list")
         off, on = _year_days(year, entry, tuple(religious), f"{source or 'calendar'}: years.{key}")
         years.add(year)
         days_off |= off
         worked |= on
-    return WorkingCalendar(frozenset(years), frozenset(days_off), frozenset(worked), source)
+        if entry.get("provisional"):
+            provisional.append((year, tuple(entry["provisional"])))
+    return WorkingCalendar(frozenset(years), frozenset(days_off), frozenset(worked), source,
+                           tuple(sorted(provisional)))
 
 
 def load_calendar(path: str | Path | None = None) -> WorkingCalendar:

@@ -85,6 +85,8 @@ def deadlines(delivered, received, calendar_path):
     comply_by is the 20th working day counted from the day after delivery; answer_by the 10th working day
     counted from the day after the explanation's receipt. Working days are Kazakhstan's (weekends, public
     holidays, decree transfers). A date the calendar does not cover is an error (exit 2), never a guess.
+    A deadline counted over a year the calendar holds only provisionally (its decree on transfers of days
+    off not yet published) gets "provisional": true, and a note on stderr says what is not yet known.
     """
     try:
         calendar = load_calendar(calendar_path)
@@ -98,7 +100,15 @@ def deadlines(delivered, received, calendar_path):
     if received is not None and received > comply:
         click.echo(f"note: the explanation came after comply_by ({comply}): the notification is unfulfilled",
                    err=True)
-    click.echo(json.dumps({"comply_by": comply.isoformat(), "answer_by": answer.isoformat() if answer else None}))
+    out = {"comply_by": comply.isoformat(), "answer_by": answer.isoformat() if answer else None}
+    # a count over a year whose decree on days off is not published yet may still move: say so
+    provisional = sorted(set(calendar.provisional_between(delivered, comply))
+                         | set(calendar.provisional_between(received, answer) if answer else ()))
+    if provisional:
+        out["provisional"] = True
+        click.echo(f"note: provisional: counted over {', '.join(map(str, provisional))}, which the calendar holds "
+                   f"from the statutory days off only (see the calendar's warning)", err=True)
+    click.echo(json.dumps(out))
 
 
 # -- writing events ------------------------------------------------------------------------------
