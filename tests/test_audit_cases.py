@@ -183,7 +183,7 @@ def test_reopening_before_notification_amends_the_findings():
      ev("explanation_received", "2026-03-04"), "already_explained"),
     ([ev("opened", "2026-03-02", additional_accruals="0")], ev("notification_delivered", "2026-03-03"), "no_accruals"),
     ([ev("opened", "2026-03-02")], ev("opened", "2026-03-03", declaration_id="D-2"), "declaration_mismatch"),
-    ([ev("opened", "2026-03-02")], ev("notification_delivered", "2026-12-15"), "outside_calendar"),
+    ([ev("opened", "2026-03-02")], ev("notification_delivered", "2027-12-15"), "outside_calendar"),
     ([ev("opened", "2026-03-02", event_id="X")], ev("opened", "2026-03-02", event_id="X", findings="other"),
      "conflicting_duplicate"),
 ])

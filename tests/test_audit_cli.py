@@ -26,7 +26,7 @@ def test_deadlines_prints_exactly_the_contract():
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--delivered", "2026-12-20"], "outside the working-day calendar"),
+    (["--delivered", "2027-12-20"], "outside the working-day calendar"),
     (["--delivered", "2023-06-01"], "outside the working-day calendar"),
     (["--delivered", "2026-02-30"], "is not a date"),
     (["--delivered", "2026-03-02", "--explanation-received", "2026-03-01"], "before the notification"),

@@ -69,12 +69,13 @@ def test_invoices_per_entity_and_quarter():
     ]
     assert {i["issued_on"] for i in got} == {"2026-09-30"}
     assert {i["due_by"] for i in got} == {"2026-10-05"}  # Wed 30 Sep + 3 working days
-    # Q4's payment days fall in 2027, which the working-day calendar does not hold yet: an error, no guess
+    # 2027Q4's payment days fall in 2028, which the working-day calendar does not hold yet: an error, no guess
+    # (2026Q4, due in January 2027: tests/test_calendar.py)
     from stream.audit.calendar import CalendarError
 
-    with pytest.raises(CalendarError, match="2027"):
-        invoices(finals_from_decisions(DECISIONS), "2026Q4")
-    result = CliRunner().invoke(main, ["taxfree", "invoices", "--quarter", "2026Q4", "--decisions", "-"],
+    with pytest.raises(CalendarError, match="2028"):
+        invoices(finals_from_decisions(DECISIONS), "2027Q4")
+    result = CliRunner().invoke(main, ["taxfree", "invoices", "--quarter", "2027Q4", "--decisions", "-"],
                                 input=b"".join(orjson.dumps(d) + b"\n" for d in DECISIONS))
     assert result.exit_code != 0 and "outside the working-day calendar" in result.output
 
