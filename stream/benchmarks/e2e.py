@@ -6,17 +6,28 @@
    consumed - first order produced); latency = declaration consumed - its order page produced.
 3. Transport floor, same run, same broker: the same order pages produced to a scratch topic,
    consumed and produced again by a relay process with raw aiokafka, consumed at the end.
+
+With ``--with-risk``, ``--risk-agents N`` risk agents (``customs-stream worker --domains risk --app-id
+customs-stream-risk``, docker-compose's `risk` service) run beside the workers in their own consumer group
+on `declarations`. Each serves its /metrics on a free loopback port, polled during the measured feed: the
+risk figure is the declarations the agents counted (``customs_risk_declarations_total``, every outcome:
+counted once the score's outputs and record are acknowledged) over the time from the first order produced
+to the moment the count reached every declaration of the feed; beside it the worker's declarations/s over
+the same feed. (Consumer lag is not used: Tansu reports a multi-record batch's log end short.)
 """
 from __future__ import annotations
 
 import asyncio
 import multiprocessing
 import os
+import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 import click
@@ -78,7 +89,54 @@ async def _collect(bootstrap: str, topic: str, expected: set[bytes], sent_at: di
     return latencies, last, duplicates
 
 
-async def _pipeline_run(bootstrap: str, pages, timeout: float, rate: float = 0.0) -> dict:
+RISK_APP_ID = "customs-stream-risk"
+_RISK_COUNTED = re.compile(rb'^customs_risk_declarations_total\{outcome="([a-z_0-9]+)"\} ([0-9.e+]+)$', re.M)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _risk_counts(port: int) -> dict[str, int] | None:
+    """customs_risk_declarations_total by outcome on one risk agent's /metrics (None: not serving yet)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as answer:
+            text = answer.read()
+    except OSError:
+        return None
+    return {outcome.decode(): int(float(value)) for outcome, value in _RISK_COUNTED.findall(text)}
+
+
+class RiskWatch:
+    """Polls the risk agents' counters: when did they count every declaration of a feed?"""
+
+    def __init__(self, ports: list[int], interval: float = 0.05):
+        self.ports = ports
+        self.interval = interval
+
+    def totals(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for port in self.ports:
+            for outcome, n in (_risk_counts(port) or {}).items():
+                out[outcome] = out.get(outcome, 0) + n
+        return out
+
+    async def until(self, target: int, timeout: float) -> tuple[float, dict[str, int]]:
+        """Wait until the agents counted ``target`` declarations (every outcome); (time then, totals)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            totals = await asyncio.to_thread(self.totals)
+            now = time.time()
+            if sum(totals.values()) >= target:
+                return now, totals
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the risk agents counted {sum(totals.values())} of {target} declarations")
+            await asyncio.sleep(self.interval)
+
+
+async def _pipeline_run(bootstrap: str, pages, timeout: float, rate: float = 0.0, risk: RiskWatch | None = None) -> dict:
     valid = set()
     for page in pages:
         if page.topic == "orders":
@@ -95,16 +153,31 @@ async def _pipeline_run(bootstrap: str, pages, timeout: float, rate: float = 0.0
                 sent_at[oid.encode()] = at
 
     collector = asyncio.ensure_future(_collect(bootstrap, DECLARATIONS, valid, sent_at, timeout))
+    before = None
+    if risk is not None:  # what the agents counted before this feed (the warm-up's declarations)
+        before = await asyncio.to_thread(risk.totals)
     await asyncio.sleep(0.5)  # the consumer is positioned before the first declaration
     stats = await produce(pages, bootstrap, rate=rate, on_sent=on_sent)
     latencies, last, duplicates = await collector
     latencies.sort()
     lines = stats["order_lines"]
     seconds = last - first[0]
-    return {"order_lines": lines, "orders": len(valid), "seconds": round(seconds, 3),
-            "lines_per_second": round(lines / seconds), "latency_p50_ms": round(_percentile(latencies, 0.5) * 1000, 1),
-            "latency_p99_ms": round(_percentile(latencies, 0.99) * 1000, 1), "duplicate_declarations": duplicates,
-            "produce_seconds": round(stats["seconds"], 3), "bytes": stats["bytes"]}
+    out = {"order_lines": lines, "orders": len(valid), "seconds": round(seconds, 3),
+           "lines_per_second": round(lines / seconds), "latency_p50_ms": round(_percentile(latencies, 0.5) * 1000, 1),
+           "latency_p99_ms": round(_percentile(latencies, 0.99) * 1000, 1), "duplicate_declarations": duplicates,
+           "produce_seconds": round(stats["seconds"], 3), "bytes": stats["bytes"]}
+    if risk is not None:
+        # every declaration the workers wrote (each valid order once; a repeat is counted as a duplicate)
+        declared = len(valid) + duplicates
+        done, after = await risk.until(sum(before.values()) + declared, timeout)
+        risk_seconds = done - first[0]
+        counted = {k: after.get(k, 0) - before.get(k, 0) for k in sorted(set(after) | set(before))}
+        out["declarations_per_second"] = round(len(valid) / seconds)
+        out["risk"] = {"agents": len(risk.ports), "declarations": sum(counted.values()), "outcomes": counted,
+                       "seconds": round(risk_seconds, 3),
+                       "declarations_per_second": round(sum(counted.values()) / risk_seconds),
+                       "behind_worker_seconds": round(done - last, 3)}
+    return out
 
 
 def _relay(bootstrap: str, count: int, partitions: int) -> None:
@@ -173,9 +246,12 @@ async def _floor_run(bootstrap: str, pages, timeout: float, partitions: int) -> 
 
 def run(orders: int = 200_000, workers: int = 1, partitions: int = 4, page_size: int = 1000, seed: int = 7,
         skus: int = 5000, unclassified_rate: float = 0.03, timeout: float = 600.0, profile: str | None = None,
-        log_dir: str | None = None, rate: float = 0.0) -> dict:
+        log_dir: str | None = None, rate: float = 0.0, with_risk: bool = False, risk_agents: int = 1,
+        floor: bool = True) -> dict:
     """``rate`` paces the measured feed (order lines/s; 0: as fast as the producer goes), so latency
-    can be read at a sustainable load rather than as queueing behind a burst."""
+    can be read at a sustainable load rather than as queueing behind a burst. ``with_risk`` runs
+    ``risk_agents`` risk agents beside the workers and reports their declarations/s over the same feed
+    (``pipeline.risk``). ``floor=False`` skips the transport floor (tests)."""
     cfg = FeedConfig(orders=orders, page_size=page_size, seed=seed, skus=skus, wave_orders=max(orders // 4, 1000),
                      unclassified_rate=unclassified_rate)
     pages = list(generate(cfg))
@@ -196,9 +272,22 @@ def run(orders: int = 200_000, workers: int = 1, partitions: int = 4, page_size:
                 log = open(logs / f"worker-{n}.log", "ab")
                 procs.append(subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log))
                 log.close()
-            asyncio.run(_pipeline_run(broker.bootstrap, warm, timeout=120))  # workers up and assigned
-            pipeline = asyncio.run(_pipeline_run(broker.bootstrap, pages, timeout, rate))
-            floor = asyncio.run(_floor_run(broker.bootstrap, pages, timeout, partitions))
+            watch = None
+            if with_risk:
+                ports = []
+                for n in range(risk_agents):
+                    port = _free_port()
+                    ports.append(port)
+                    risk_env = dict(env, CUSTOMS_METRICS_PORT=str(port), CUSTOMS_RISK_APP_ID=RISK_APP_ID)
+                    log = open(logs / f"risk-{n}.log", "ab")
+                    procs.append(subprocess.Popen(
+                        [sys.executable, "-m", "stream", "worker", "--domains", "risk", "--app-id", RISK_APP_ID],
+                        env=risk_env, stdin=subprocess.DEVNULL, stdout=log, stderr=log))
+                    log.close()
+                watch = RiskWatch(ports)
+            asyncio.run(_pipeline_run(broker.bootstrap, warm, timeout=120, risk=watch))  # workers up and assigned
+            pipeline = asyncio.run(_pipeline_run(broker.bootstrap, pages, timeout, rate, risk=watch))
+            floor = asyncio.run(_floor_run(broker.bootstrap, pages, timeout, partitions)) if floor else None
         finally:
             for proc in procs:
                 if proc.poll() is None:
@@ -211,11 +300,18 @@ def run(orders: int = 200_000, workers: int = 1, partitions: int = 4, page_size:
                     proc.wait()
             if not log_dir:
                 shutil.rmtree(tmp, ignore_errors=True)
-    return {
+    result = {
         "benchmark": "e2e", "workers": workers, "partitions": partitions, "page_size": page_size,
         "cpus": os.cpu_count(), "rate": rate or None, "pipeline": pipeline, "transport_floor": floor,
-        "ratio": round(pipeline["lines_per_second"] / floor["lines_per_second"], 3),
+        "ratio": round(pipeline["lines_per_second"] / floor["lines_per_second"], 3) if floor else None,
     }
+    if with_risk:
+        r = pipeline["risk"]
+        result["risk"] = {"agents": risk_agents, "worker_declarations_per_second": pipeline["declarations_per_second"],
+                          "worker_lines_per_second": pipeline["lines_per_second"],
+                          "risk_declarations_per_second": r["declarations_per_second"],
+                          "keeps_up": r["declarations_per_second"] >= pipeline["declarations_per_second"]}
+    return result
 
 
 @click.command("e2e")
@@ -230,9 +326,14 @@ def run(orders: int = 200_000, workers: int = 1, partitions: int = 4, page_size:
 @click.option("--log-dir", default=None, help="keep broker and worker logs here")
 @click.option("--rate", default=0.0, show_default=True,
               help="pace the measured feed at this many order lines/s (0: unpaced) to read latency under load")
-def e2e_command(orders, workers, partitions, page_size, seed, unclassified_rate, timeout, profile, log_dir, rate):
+@click.option("--with-risk", is_flag=True,
+              help="run risk agents beside the workers (own consumer group) and report their declarations/s")
+@click.option("--risk-agents", default=1, show_default=True, type=click.IntRange(1),
+              help="risk agent processes with --with-risk (they share the partitions of `declarations`)")
+def e2e_command(orders, workers, partitions, page_size, seed, unclassified_rate, timeout, profile, log_dir, rate,
+                with_risk, risk_agents):
     """End-to-end lines/s and latency through broker and workers, next to the raw transport floor."""
     click.echo(orjson.dumps(run(orders=orders, workers=workers, partitions=partitions, page_size=page_size,
                                 seed=seed, unclassified_rate=unclassified_rate, timeout=timeout, profile=profile, log_dir=log_dir,
-                                rate=rate),
+                                rate=rate, with_risk=with_risk, risk_agents=risk_agents),
                             option=orjson.OPT_INDENT_2).decode())
