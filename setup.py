@@ -14,6 +14,7 @@ from setuptools.command.build_ext import build_ext
 EXTENSIONS = {
     "stream.core._assess": "ext/assess.pyx",
     "stream.classify._classify": "ext/classify.pyx",
+    "stream.warehouse._columns": "ext/columns.pyx",
 }
 
 COMPILER_DIRECTIVES = {
