@@ -15,6 +15,8 @@ EXTENSIONS = {
     "stream.core._assess": "ext/assess.pyx",
     "stream.classify._classify": "ext/classify.pyx",
     "stream.warehouse._columns": "ext/columns.pyx",
+    "stream.contracts._feedscan": "ext/feedscan.pyx",  # the feed reader's duplicate-key scan
+    "stream.declaration._writer": "ext/assessment_writer.pyx",  # assessment/1 bytes from the engine's columns
 }
 
 COMPILER_DIRECTIVES = {
