@@ -110,39 +110,83 @@ class DeclarationBuilder:
             at += count
         return out
 
-    def _declaration(self, source: Source, codes: list[str], permille: list[int]) -> dict:
+    def _head(self, source: Source) -> tuple:
+        """What a declaration takes from its source besides the assessment and the request's lines."""
         assessment, request = source.assessment, source.request
         buyer = request.get("buyer")
-        marketplace = source.marketplace if source.marketplace is not None else request.get("marketplace")
-        doc = {
-            "schema": SCHEMA,
-            "order_id": assessment["order_id"],
-            "declaration_id": declaration_id(assessment["order_id"]),
-            "warehouse_id": source.warehouse_id,
-            "operator_bin": source.operator_bin,
-            "marketplace": marketplace,
-            # a request built from a pending order carries the pseudonym already (made with the same secret)
-            "buyer_ref": (self._buyer_ref(buyer["iin"]) if isinstance(buyer, dict)
-                          else request.get("buyer_ref")),
-            "ordered_at": request["ordered_at"],
-        }
-        for name in _ASSESSMENT_FIELDS:
-            doc[name] = assessment[name]
-        lines = []
-        for assessed, asked, code, conf in zip(assessment["lines"], request["lines"], codes, permille):
-            qty = int(asked["qty"])  # a JSON integer may arrive as 2.0
-            line = {name: assessed[name] for name in _LINE_FIELDS}
-            line["origin"] = asked["origin"]
-            line["qty"] = qty
-            line["weight_kg"] = self._weight(qty, asked["unit_weight_kg"])
-            line["description"] = asked["description"]
-            if assessed["hs_source"] == "classified" or assessed["hs_code"][:4] != code[:4]:
-                line["hs_classified"] = code
-                line["confidence"] = conf / 1000
-            lines.append(line)
-        doc["lines"] = lines
-        doc["flags"] = list(assessment["flags"])
-        return doc
+        order_id = assessment["order_id"]
+        return (order_id, declaration_id(order_id), source.warehouse_id, source.operator_bin,
+                source.marketplace if source.marketplace is not None else request.get("marketplace"),
+                # a request built from a pending order carries the pseudonym already (made with the same secret)
+                self._buyer_ref(buyer["iin"]) if isinstance(buyer, dict) else request.get("buyer_ref"),
+                request["ordered_at"])
+
+    def _declaration(self, source: Source, codes: list[str], permille: list[int]) -> dict:
+        return declaration_doc(self._head(source), source.assessment, source.request["lines"], codes, permille,
+                               self._weight)
+
+    def write_many(self, sources: Sequence[Source]) -> list[bytes]:
+        """`build_many`, serialised: each document as ``orjson.dumps`` of its `build_many` dict gives
+        it, byte for byte, written by the compiled writer (stream.warehouse._columns) or its twin."""
+        for source in sources:
+            _check_pair(source.assessment, source.request)
+        descriptions = [line["description"] for s in sources for line in s.request["lines"]]
+        categories = [line.get("category") for s in sources for line in s.request["lines"]]
+        codes, permille = self.classifier.classify_batch(descriptions, categories) if descriptions else ([], [])
+        confidence = permille.tolist() if descriptions else []
+        write = _writer().declaration
+        weight, weights = self._weight, self._weights
+        out = []
+        at = 0
+        for source in sources:
+            lines = source.request["lines"]
+            count = len(lines)
+            out.append(write(self._head(source), source.assessment, lines, codes[at:at + count],
+                             confidence[at:at + count], weights, weight))
+            at += count
+        return out
+
+
+def _writer():
+    from stream.warehouse.columns import kernel
+
+    return kernel
+
+
+def declaration_doc(head: tuple, assessment: dict, asked_lines: list, codes: list[str], permille: list[int],
+                    weight) -> dict:
+    """The declaration/2 document of ``head`` (order id, declaration id, warehouse, operator BIN,
+    marketplace, buyer_ref, ordered_at), an assessment/1 and the request lines it answers, with the
+    classifier's codes and confidences (permille) per line; ``weight(qty, unit_weight_kg)`` is the
+    line weight. The compiled writer (ext/columns.pyx) writes ``orjson.dumps`` of this, byte for byte."""
+    order_id, decl_id, warehouse_id, operator_bin, marketplace, ref, ordered_at = head
+    doc = {
+        "schema": SCHEMA,
+        "order_id": order_id,
+        "declaration_id": decl_id,
+        "warehouse_id": warehouse_id,
+        "operator_bin": operator_bin,
+        "marketplace": marketplace,
+        "buyer_ref": ref,
+        "ordered_at": ordered_at,
+    }
+    for name in _ASSESSMENT_FIELDS:
+        doc[name] = assessment[name]
+    lines = []
+    for assessed, asked, code, conf in zip(assessment["lines"], asked_lines, codes, permille):
+        qty = int(asked["qty"])  # a JSON integer may arrive as 2.0
+        line = {name: assessed[name] for name in _LINE_FIELDS}
+        line["origin"] = asked["origin"]
+        line["qty"] = qty
+        line["weight_kg"] = weight(qty, asked["unit_weight_kg"])
+        line["description"] = asked["description"]
+        if assessed["hs_source"] == "classified" or assessed["hs_code"][:4] != code[:4]:
+            line["hs_classified"] = code
+            line["confidence"] = conf / 1000
+        lines.append(line)
+    doc["lines"] = lines
+    doc["flags"] = list(assessment["flags"])
+    return doc
 
 
 def _check_pair(assessment: dict, request: dict) -> None:

@@ -97,19 +97,24 @@ class WarehouseDomain:
         requests = txn.requests()
         if requests:
             started = time.perf_counter()
-            txn.settle(self.assess(requests), requests, self.declarations)
+            txn.settle(self.assess(requests), requests, self.declarations, write=True)
             if self.metrics is not None:
                 self.metrics.observe_batch("assess", time.perf_counter() - started)
-        movements = txn.movements(_now_iso())
+        movements = txn.movement_values(_now_iso())
         out = txn.out
         dumps = orjson.dumps
         per_topic: dict[str, list[tuple[bytes | None, bytes]]] = {}
+        if out.written:  # declaration/2 bytes from the columns kernel, keyed by warehouse
+            keys: dict[str, bytes] = {}
+            per_topic[DECLARATIONS] = [(keys.get(wh) or keys.setdefault(wh, wh.encode()), value)
+                                       for (wh, _, _, _), value in zip(out.declared, out.written)]
         if out.declarations:
-            per_topic[DECLARATIONS] = [(d["warehouse_id"].encode(), dumps(d)) for d in out.declarations]
+            per_topic.setdefault(DECLARATIONS, []).extend((d["warehouse_id"].encode(), dumps(d))
+                                                          for d in out.declarations)
         if out.rejections:
             per_topic[REJECTIONS] = [(None, dumps(r)) for r in out.rejections]
         if movements:
-            per_topic[MOVEMENTS] = [(m["warehouse_id"].encode(), dumps(m)) for m in movements]
+            per_topic[MOVEMENTS] = movements
         counts = _counts(out) if self.metrics is not None else None
         return Effects(per_topic, txn.body(page=page), counts)
 
@@ -144,14 +149,15 @@ def totals(stocks, value_of=None) -> dict[str, dict[str, int]]:
 def _counts(out: Outcome) -> tuple[dict[str, list[int]], dict[str, int]]:
     """Declarations (count, duty, excise, VAT in tiyn) per warehouse and rejections per reason."""
     by_wh: dict[str, list[int]] = {}
-    for d in out.declarations:
-        row = by_wh.get(d["warehouse_id"])
+    declared = out.declared + [(d["warehouse_id"], d["duty"], d["excise"], d["vat"]) for d in out.declarations]
+    for wh, duty, excise, vat in declared:
+        row = by_wh.get(wh)
         if row is None:
-            row = by_wh[d["warehouse_id"]] = [0, 0, 0, 0]
+            row = by_wh[wh] = [0, 0, 0, 0]
         row[0] += 1
-        row[1] += parse_tiyn(d["duty"])
-        row[2] += parse_tiyn(d["excise"])
-        row[3] += parse_tiyn(d["vat"])
+        row[1] += parse_tiyn(duty)
+        row[2] += parse_tiyn(excise)
+        row[3] += parse_tiyn(vat)
     reasons: dict[str, int] = {}
     for r in out.rejections:
         reasons[r["reason"]] = reasons.get(r["reason"], 0) + 1

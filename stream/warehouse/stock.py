@@ -15,6 +15,7 @@ Invariants (checked by tests/test_stock.py):
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -23,6 +24,10 @@ import orjson
 from stream.contracts.reasons import rejection
 from stream.declaration.ids import declaration_id
 from stream.declaration.v2 import Source
+from stream.warehouse._columns_py import movement_doc
+from stream.warehouse.columns import kernel as _columns, reserve as reserve_columns
+
+log = logging.getLogger(__name__)
 
 # statuses of an order id
 DECLARED, REJECTED, PENDING = "D", "R", "P"
@@ -194,6 +199,10 @@ class Outcome:
     declarations: list[dict] = field(default_factory=list)
     rejections: list[dict] = field(default_factory=list)
     movements: list[dict] = field(default_factory=list)
+    # declarations written as bytes (``settle(..., write=True)``: the worker's path) and, per one of
+    # them, (warehouse_id, duty, excise, vat) as the assessment has them (the metrics' counts)
+    written: list[bytes] = field(default_factory=list)
+    declared: list[tuple[str, str, str, str]] = field(default_factory=list)
 
 
 class Txn:
@@ -211,7 +220,10 @@ class Txn:
         self.padd: dict[str, list] = {}
         self.pdel: list[str] = []
         self.oforget: list[str] = []
-        self.candidates: list[Candidate] = []
+        self._candidates: list[Candidate] = []
+        # orders of this page not reserved yet: (order, digest, its lines' (warehouse, sku) keys); they
+        # are reserved together, in arrival order, over columns (`_flush`) before anything reads stock
+        self._queued: list[tuple[dict, str, list]] = []
         self.out = Outcome()
         self.manifest_lines = 0
         self.order_lines = 0
@@ -225,11 +237,29 @@ class Txn:
     # -- reads through this transaction ------------------------------------------------------
 
     @property
+    def candidates(self) -> list[Candidate]:
+        """The orders reserved in this transaction and not settled yet, in order."""
+        if self._queued:
+            self._flush()
+        return self._candidates
+
+    @candidates.setter
+    def candidates(self, value: list[Candidate]) -> None:
+        self._candidates = value
+
+    @property
     def availability(self) -> dict[tuple[str, str], int]:
         """The running availability per key this transaction has computed so far (a cache of `available`)."""
+        if self._queued:
+            self._flush()
         return dict(self._avail)
 
     def available(self, key: tuple[str, str]) -> int:
+        if self._queued:
+            self._flush()
+        return self._available(key)
+
+    def _available(self, key: tuple[str, str]) -> int:
         found = self._avail.get(key)
         if found is None:
             s = self.stock
@@ -256,6 +286,8 @@ class Txn:
         leaves it as it was (the page handler rejects that item alone)."""
         mid = manifest["manifest_id"]
         dig = digest(manifest)
+        if self._queued:  # orders before this manifest reserve what was there before it
+            self._flush()
         seen = self.m.get(mid) or self.stock.manifests.get(mid)
         if seen is not None:
             if seen != dig:
@@ -289,14 +321,61 @@ class Txn:
                 self.reject(oid, "conflicting_duplicate",
                             f"order {oid} was received before with different content")
             return  # a redelivery: declared (or pending, or rejected) once
-        self.order_lines += len(order["lines"])
-        need = _need(order)
-        if self._reserve(need):
-            self.candidates.append(Candidate(order, need, dig, False))
-            self.o[oid] = [PENDING, dig]  # settled below, in this same transaction
-        else:
-            self.o[oid] = [PENDING, dig]
-            self.padd[oid] = [self.now, self._kept(order)]
+        wh = order["warehouse_id"]
+        keys = [(wh, line["sku"]) for line in order["lines"]]
+        self.order_lines += len(keys)
+        self.o[oid] = [PENDING, dig]  # settled or kept pending when the page's orders are reserved
+        self._queued.append((order, dig, keys))
+
+    def _flush(self) -> None:
+        """Reserve the queued orders in arrival order, over columns: per line the slot of its
+        (warehouse, sku) in an array of available units (-1: never received) and its quantity, per
+        order where its lines start; the columns kernel decides every order in one call. Reserved
+        orders become candidates, the others wait as pending."""
+        queued, self._queued = self._queued, []
+        facts, known = self.facts, self.stock.facts
+        slot_of: dict[tuple[str, str], int] = {}
+        keys_at: list[tuple[str, str]] = []
+        avail: list[int] = []
+        slots: list[int] = []
+        qty: list[int] = []
+        starts = [0]
+        for order, _, keys in queued:
+            for key, line in zip(keys, order["lines"]):
+                slot = slot_of.get(key)
+                if slot is None:
+                    if key in facts or key in known:
+                        slot = len(avail)
+                        avail.append(self._available(key))
+                        keys_at.append(key)
+                    else:
+                        slot = -1
+                    slot_of[key] = slot
+                slots.append(slot)
+                qty.append(line["qty"])
+            starts.append(len(slots))
+        before = list(avail)
+        ok = reserve_columns(avail, slots, qty, starts)
+        cache, reserved = self._avail, self.reserved
+        for slot, key in enumerate(keys_at):
+            cache[key] = avail[slot]
+            taken = before[slot] - avail[slot]
+            if taken:
+                reserved[key] = reserved.get(key, 0) + taken
+        candidates, padd, now = self._candidates, self.padd, self.now
+        for (order, dig, _), reserved_now in zip(queued, ok):
+            oid = order["order_id"]
+            if reserved_now:
+                candidates.append(Candidate(order, _need(order), dig, False))
+                continue
+            try:
+                padd[oid] = [now, self._kept(order)]
+            except Exception as exc:  # the item alone is rejected, as the intake does for an item that fails
+                log.exception("order %s could not be kept pending", oid)
+                del self.o[oid]
+                self.order_lines -= len(order["lines"])
+                self.reject(oid, "internal_error", f"the item could not be processed ({type(exc).__name__}); "
+                            "the operators have the log")
 
     def _kept(self, order: dict) -> dict:
         """What a pending order keeps in the state (and so in the changelog): the order without its
@@ -335,6 +414,8 @@ class Txn:
         """Pending orders (oldest first) that the stock now covers become candidates: those that
         need one of ``keys`` (what a manifest brought; the index in the stock finds them without
         walking the backlog), or every pending order when ``keys`` is None (the timer)."""
+        if self._queued:
+            self._flush()
         stock = self.stock
         if not stock.pending:
             return
@@ -350,6 +431,8 @@ class Txn:
     def forget_order_ids(self, before: float, limit: int = 10_000) -> None:
         """Order ids recorded before ``before`` (declared or rejected, never a pending one) are
         forgotten, at most ``limit`` per transaction (bodies stay bounded; the next tick goes on)."""
+        if self._queued:
+            self._flush()
         stock = self.stock
         for oid, at in stock.order_times.items():
             if at is None:
@@ -362,6 +445,8 @@ class Txn:
     def expire(self, hold_seconds: float) -> None:
         """Pending orders that waited the hold time (and are not candidates now) are rejected;
         only the ones old enough are looked at."""
+        if self._queued:
+            self._flush()
         chosen = {c.order["order_id"] for c in self.candidates}
         for oid, (since, order) in self.stock.pending.items():
             self.examined += 1
@@ -385,6 +470,8 @@ class Txn:
 
     def requests(self) -> list[dict]:
         """assessment-request/1 documents for the candidates (lines enriched from the manifests)."""
+        if self._queued:
+            self._flush()
         out = []
         line_facts = self._line_facts
         for cand in self.candidates:
@@ -408,16 +495,21 @@ class Txn:
             out.append(request)
         return out
 
-    def settle(self, results: list[dict], requests: list[dict] | None = None, builder=None) -> None:
+    def settle(self, results: list[dict], requests: list[dict] | None = None, builder=None,
+               write: bool = False) -> None:
         """Take the assessor's answers (same order as `requests()`): declare or reject each. With a
         ``builder`` (stream/declaration/v2.py) and the ``requests`` answered, declarations are
-        declaration/2; without, the answer extended in place (declaration/1)."""
-        if len(results) != len(self.candidates):
+        declaration/2; without, the answer extended in place (declaration/1). With ``write`` too, the
+        declaration/2 documents go to ``out.written`` as their bytes (``orjson.dumps`` of the dicts
+        ``out.declarations`` would hold), written by the columns kernel."""
+        if self._queued:
+            self._flush()
+        if len(results) != len(self._candidates):
             raise ValueError(f"{len(results)} results for {len(self.candidates)} candidates")
         sources = [] if builder is not None else None
         reserved, decl, avail = self.reserved, self.decl, self._avail
         declarations, rejections, o = self.out.declarations, self.out.rejections, self.o
-        for index, (cand, result) in enumerate(zip(self.candidates, results)):
+        for index, (cand, result) in enumerate(zip(self._candidates, results)):
             order = cand.order
             oid = order["order_id"]
             if result.get("schema") == "assessment/1":
@@ -443,7 +535,12 @@ class Txn:
             if cand.from_pending:
                 self.pdel.append(oid)
         if sources:
-            declarations.extend(builder.build_many(sources))
+            if write:
+                self.out.written.extend(builder.write_many(sources))
+                self.out.declared.extend((src.warehouse_id, src.assessment["duty"], src.assessment["excise"],
+                                          src.assessment["vat"]) for src in sources)
+            else:
+                declarations.extend(builder.build_many(sources))
         self.candidates = []
 
     # -- result --------------------------------------------------------------------------------
@@ -452,7 +549,9 @@ class Txn:
         """The transaction's effects as one body. An input message always has one (its record is
         the stock transaction ``seq``, and stock movements are numbered by it); a tick that changes
         nothing has none."""
-        if self.candidates:
+        if self._queued:
+            self._flush()
+        if self._queued or self._candidates:
             raise RuntimeError("settle() the candidates before taking the body")
         if not page and not (self.recv or self.decl or self.facts or self.m or self.o or self.padd or self.pdel
                              or self.oforget):
@@ -478,17 +577,35 @@ class Txn:
             body["pdel"] = self.pdel
         return body
 
+    def _moved(self):
+        """Per (warehouse, sku) this transaction moved: (warehouse, sku, received now, declared now,
+        received, declared) (the totals valid after the body is applied)."""
+        if self._queued:
+            self._flush()
+        s = self.stock
+        recv, decl = self.recv, self.decl
+        s_received, s_declared = s.received, s.declared
+        for key in (dict.fromkeys(list(recv) + list(decl)) if decl and recv else (recv or decl)):
+            rq, dq = recv.get(key, 0), decl.get(key, 0)
+            yield key[0], key[1], rq, dq, s_received.get(key, 0) + rq, s_declared.get(key, 0) + dq
+
     def movements(self, at: str) -> list[dict]:
         """stock-movement/1 documents: one per (warehouse, sku) this transaction moved, with the
         quantities moved and the resulting totals (valid after the body is applied)."""
-        s = self.stock
+        partition, seq = self.stock.partition, self.stock.seq + 1
+        return [movement_doc(wh, sku, at, partition, seq, rq, dq, received, declared)
+                for wh, sku, rq, dq, received, declared in self._moved()]
+
+    def movement_values(self, at: str) -> list[tuple[bytes, bytes]]:
+        """`movements` as the worker sends them: (warehouse_id key, the document's bytes), written
+        by the columns kernel (``orjson.dumps`` of `movements`' dicts, byte for byte)."""
+        partition, seq = self.stock.partition, self.stock.seq + 1
+        write = _columns.movement
+        keys: dict[str, bytes] = {}
         out = []
-        for key in dict.fromkeys(list(self.recv) + list(self.decl)):
-            wh, sku = key
-            received = s.received.get(key, 0) + self.recv.get(key, 0)
-            declared = s.declared.get(key, 0) + self.decl.get(key, 0)
-            out.append({"schema": "stock-movement/1", "warehouse_id": wh, "sku": sku, "at": at,
-                        "partition": s.partition, "seq": s.seq + 1,
-                        "received_qty": self.recv.get(key, 0), "declared_qty": self.decl.get(key, 0),
-                        "received": received, "declared": declared, "on_hand": received - declared})
+        for wh, sku, rq, dq, received, declared in self._moved():
+            key = keys.get(wh)
+            if key is None:
+                key = keys[wh] = wh.encode()
+            out.append((key, write(wh, sku, at, partition, seq, rq, dq, received, declared)))
         return out
