@@ -22,7 +22,7 @@ from decimal import Decimal
 import orjson
 
 from stream.contracts.reasons import rejection
-from stream.money import format_tiyn, parse_tiyn, percent_of
+from stream.money import format_tiyn, parse_tiyn
 from stream.taxfree import contracts
 from stream.taxfree.contracts import REFUSAL_REASONS
 from stream.taxfree.pii import buyer_subject, keyed_hash, mask
@@ -120,6 +120,12 @@ def vat_in_price(price_tiyn: int, rate_pct: Decimal) -> int:
     n, d = rate_pct.as_integer_ratio()
     denominator = 100 * d + n
     return (2 * price_tiyn * n + denominator) // (2 * denominator)
+
+
+def commission_of(vat_tiyn: int, pct: Decimal) -> int:
+    """`percent_of(vat, pct)` in integers (vat >= 0): vat x n / (100 d) rounded half up, pct = n / d."""
+    n, d = pct.as_integer_ratio()
+    return (2 * vat_tiyn * n + 100 * d) // (200 * d)
 
 
 # Dates the contract accepts (year 0001 to 9999) but no tax-free document can carry; at the edges
@@ -289,7 +295,7 @@ class Decider:
                 ledger.receipts.get(k, document_id) != document_id for k in keys):
             reasons.add("duplicate_receipt")
         not_before_days, within_months = window
-        commission = percent_of(vat, commission_pct)
+        commission = commission_of(vat, commission_pct)
         record = {
             "digest": content, "bin": bin_, "form": doc["form"], "issued_at": doc["issued_at"],
             "issued_on": issued_on.toordinal(), "valid_to": end_of_validity(issued_on, months).toordinal(),

@@ -7,7 +7,6 @@ The key is CUSTOMS_TAXFREE_PII_KEY (a file), by default created on first use.
 """
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
 from functools import lru_cache
@@ -30,7 +29,7 @@ def pii_key() -> bytes:
 
 
 def keyed_hash(text: str, key: bytes) -> str:
-    return hmac.new(key, text.encode("utf-8"), hashlib.sha256).hexdigest()
+    return hmac.digest(key, text.encode("utf-8"), "sha256").hex()  # one-shot: the C fast path
 
 
 def buyer_subject(country: str, number: str) -> str:

@@ -27,6 +27,7 @@ import orjson
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from jwt.algorithms import OKPAlgorithm
+from nacl.bindings import crypto_sign_open
 from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
 
@@ -55,9 +56,11 @@ def payload_matches(payload: dict | None, doc: dict, vat: str) -> bool:
     issued_at, amount, receipts = payload.get("issued_at"), payload.get("vat"), payload.get("receipts")
     try:
         return (payload.get("document_id") == doc["document_id"] and payload.get("bin") == doc["trading_entity"]["bin"]
-                and isinstance(issued_at, str) and timestamp_ok(issued_at)
-                and timestamp_of(issued_at) == timestamp_of(doc["issued_at"])
-                and isinstance(amount, str) and parse_tiyn(amount) == parse_tiyn(vat)
+                and isinstance(issued_at, str)
+                # the same text is the same instant (the document's passed its contract); else compare instants
+                and (issued_at == doc["issued_at"] or (timestamp_ok(issued_at)
+                                                       and timestamp_of(issued_at) == timestamp_of(doc["issued_at"])))
+                and isinstance(amount, str) and (amount == vat or parse_tiyn(amount) == parse_tiyn(vat))
                 and isinstance(receipts, list) and receipts == [r["number"] for r in doc["receipts"]])
     except (TypeError, ValueError):
         return False
@@ -72,7 +75,8 @@ class KeySet:
     """Trading entities' public keys (a JWKS), by BIN."""
 
     def __init__(self, jwks: dict | None = None):
-        self.by_bin: dict[str, dict[str, VerifyKey]] = {}
+        self.by_bin: dict[str, dict[str, bytes]] = {}  # BIN -> kid -> raw Ed25519 public key (32 bytes)
+        self._headers: dict[str, object] = {}  # JWS header segment -> its kid, None, or _BAD
         if not jwks:
             return
         keys = jwks.get("keys") if isinstance(jwks, dict) else None
@@ -89,7 +93,7 @@ class KeySet:
                 public = jwt.PyJWK(entry, algorithm=ALGORITHM).key
             except jwt.PyJWKError as exc:
                 raise KeyError_(f"JWKS keys[{i}]: {exc}") from None
-            key = VerifyKey(public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw))
+            key = bytes(VerifyKey(public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)))
             bin_ = entry.get("bin", entry["kid"].split("/", 1)[0])
             if not (isinstance(bin_, str) and len(bin_) == 12 and bin_.isdigit()):
                 raise KeyError_(f"JWKS keys[{i}]: say whose key it is: a kid that is the trading entity's BIN "
@@ -115,19 +119,23 @@ class KeySet:
         parts = token.split(".")
         if len(parts) != 3:
             return None
+        kid = self._headers.get(parts[0], _MISSING)
+        if kid is _MISSING:
+            kid = self._header_kid(parts[0])
+        if kid is _BAD:
+            return None
         try:
-            header = orjson.loads(_b64url(parts[0]))
             signature = _b64url(parts[2])
-            signing_input = f"{parts[0]}.{parts[1]}".encode("ascii")
-        except (ValueError, orjson.JSONDecodeError):
+            # libsodium's signed message: signature || signing input (header.payload, ASCII)
+            signed = signature + token[:len(parts[0]) + 1 + len(parts[1])].encode("ascii")
+        except ValueError:  # UnicodeEncodeError too
             return None
-        if not isinstance(header, dict) or header.get("alg") != ALGORITHM or "crit" in header:
+        if len(signature) != 64:
             return None
-        kid = header.get("kid")
         candidates = (keys[kid],) if isinstance(kid, str) and kid in keys else keys.values()
         for key in candidates:
             try:
-                key.verify(signing_input, signature)
+                crypto_sign_open(signed, key)
             except (BadSignatureError, ValueError):
                 continue
             try:
@@ -137,7 +145,25 @@ class KeySet:
             return payload if isinstance(payload, dict) else None
         return None
 
+    def _header_kid(self, segment: str):
+        """The `kid` of a JWS header segment that is acceptable (alg EdDSA, no crit), None when it names
+        none, `_BAD` when the header is not acceptable. Remembered per segment: an entity's QR codes share
+        one header, so each is decoded once (the memo is bounded)."""
+        try:
+            header = orjson.loads(_b64url(segment))
+        except (ValueError, orjson.JSONDecodeError):
+            header = None
+        if not isinstance(header, dict) or header.get("alg") != ALGORITHM or "crit" in header:
+            kid = _BAD
+        else:
+            kid = header.get("kid")
+            kid = kid if isinstance(kid, str) else None
+        if len(self._headers) < 4096:
+            self._headers[segment] = kid
+        return kid
 
+
+_MISSING, _BAD = object(), object()
 _URLSAFE = bytes.maketrans(b"-_", b"+/")
 
 
