@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import asyncio
 
-Messages = dict[str, list[tuple[bytes | None, bytes]]]  # topic -> [(key, value)]
+# topic -> [(key, value)], or [(key, value, partition)]: a message may name its partition (a claim sent to
+# the partition of the receipt it names); without one it goes to the input's partition
+Messages = dict[str, list[tuple]]
 
 
 class Outputs:
@@ -46,7 +48,8 @@ class Outputs:
         """What is wrong when a message cannot fit a batch (the pipeline rejects its input instead)."""
         limit = self.max_message_bytes
         for topic, messages in per_topic.items():
-            for _, value in messages:
+            for message in messages:
+                value = message[1]
                 if len(value) > limit:
                     return f"a {topic} message of {len(value)} bytes exceeds the batch size ({limit} bytes)"
         return None
@@ -60,6 +63,13 @@ class Outputs:
         futures = []
         for topic, messages in per_topic.items():
             if not messages:
+                continue
+            if len(messages[0]) == 3:  # each names its partition: one batch per partition
+                routed: dict[int, list] = {}
+                for key, value, to in messages:
+                    routed.setdefault(to, []).append((key, value))
+                for to, some in routed.items():
+                    futures += await self.send(to, {topic: some})
                 continue
             batch = producer.create_batch()
             append = batch.append

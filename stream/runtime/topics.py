@@ -24,16 +24,23 @@ TAXFREE_DOCUMENTS = "taxfree.documents"
 TAXFREE_CONFIRMATIONS = "taxfree.confirmations"
 TAXFREE_CANCELLATIONS = "taxfree.cancellations"
 TAXFREE_DECISIONS = "taxfree.decisions"
+# a receipt counts in one live document across partitions: claims go to the receipt's partition
+# (key = BIN:number), answers come back to the document's (key = document_id); both read by the
+# tax-free agent, with the tax-free topics' partition count (stream/taxfree/claims.py)
+TAXFREE_RECEIPT_CLAIMS = "taxfree.receipt-claims"
+TAXFREE_RECEIPT_ANSWERS = "taxfree.receipt-answers"
 
 # the warehouse pipeline's topics (what docker-compose creates today)
 PUBLIC_TOPICS = (INBOUND, ORDERS, MOVEMENTS, DECLARATIONS, REJECTIONS)
 ALL_TOPICS = PUBLIC_TOPICS + (PARCELS, RISK_HITS, AUDIT_EVENTS, AUDIT_CASES, TAXFREE_DOCUMENTS,
-                              TAXFREE_CONFIRMATIONS, TAXFREE_CANCELLATIONS, TAXFREE_DECISIONS)
+                              TAXFREE_CONFIRMATIONS, TAXFREE_CANCELLATIONS, TAXFREE_DECISIONS,
+                              TAXFREE_RECEIPT_CLAIMS, TAXFREE_RECEIPT_ANSWERS)
 # topics read together by one agent: same key, same partition count
 CO_PARTITIONED = (
     (INBOUND, ORDERS),
     (RISK_HITS, AUDIT_EVENTS),
-    (TAXFREE_DOCUMENTS, TAXFREE_CONFIRMATIONS, TAXFREE_CANCELLATIONS),
+    (TAXFREE_DOCUMENTS, TAXFREE_CONFIRMATIONS, TAXFREE_CANCELLATIONS, TAXFREE_RECEIPT_CLAIMS,
+     TAXFREE_RECEIPT_ANSWERS),
 )
 
 # the warehouse agent's table (its changelog is `{app_id}-stock-changelog`)
@@ -47,7 +54,8 @@ def changelog_topic(app_id: str, table: str) -> str:
 
 # the tax-free state table (its changelog is `{app_id}-taxfree-changelog`)
 TAXFREE_TABLE = "taxfree"
-TAXFREE_TOPICS = (TAXFREE_DOCUMENTS, TAXFREE_CONFIRMATIONS, TAXFREE_CANCELLATIONS, TAXFREE_DECISIONS)
+TAXFREE_TOPICS = (TAXFREE_DOCUMENTS, TAXFREE_CONFIRMATIONS, TAXFREE_CANCELLATIONS, TAXFREE_DECISIONS,
+                  TAXFREE_RECEIPT_CLAIMS, TAXFREE_RECEIPT_ANSWERS)
 
 
 def partitions_of(topic_or_table: str, partitions: int) -> int:
