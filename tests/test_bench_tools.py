@@ -45,3 +45,28 @@ def test_soak_runs_and_every_order_is_declared(tmp_path):
     assert len(rows) >= 5
     assert all(int(r["worker_rss_kb"]) > 0 for r in rows)
     assert int(rows[-1]["orders_sent"]) == out["orders_sent"]
+
+
+def test_memory_pages_bring_in_distinct_skus_within_the_page_limit():
+    from stream.benchmarks.memory import pages
+
+    seen, lines = set(), 0
+    for key, raw, count in pages(4500, warehouses=3):
+        doc = orjson.loads(raw)
+        assert len(raw) < 1_000_000 and {m["warehouse_id"].encode() for m in doc["items"]} == {key}
+        for manifest in doc["items"]:
+            seen.update((manifest["warehouse_id"], line["sku"]) for line in manifest["lines"])
+        lines += count
+    assert lines == len(seen) == 4500
+
+
+@pytest.mark.broker
+@pytest.mark.slow
+def test_memory_runs_on_a_tiny_n(tmp_path):
+    result = CliRunner().invoke(bench, ["memory", "--skus", "3000", "--log-dir", str(tmp_path)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    out = orjson.loads(result.output)
+    assert out["stock"]["keys"] == 3000
+    assert out["stock"]["rss"]["bytes_per_sku"] > 0 and out["stock"]["tracemalloc"]["bytes_per_sku"] > 0
+    assert out["stock"]["changelog_record_bytes_per_sku"] > 0
+    assert out["worker"]["movements"] >= 3000 and out["worker"]["rss_after_mb"] > 0

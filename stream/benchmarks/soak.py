@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -257,6 +258,8 @@ def run(minutes: float = 30.0, rate: float = 5000.0, partitions: int = 4, interv
                 except subprocess.TimeoutExpired:
                     os.killpg(worker.pid, signal.SIGKILL)
                     worker.wait()
+    if not log_dir:
+        shutil.rmtree(tmp, ignore_errors=True)
     summary = summarise(result.pop("rows"), minutes)
     return {"benchmark": "soak", "minutes": minutes, "rate": rate, "partitions": partitions, "interval_s": interval,
             "order_ids_hours": order_ids_hours, "snapshot_records": snapshot_records, "cpus": os.cpu_count(), "csv": str(csv_file), **result, **summary}
