@@ -91,3 +91,273 @@ cdef Py_ssize_t _scan(const unsigned char *s, Py_ssize_t n) noexcept nogil:
             else:
                 i += 1
     return pairs
+
+
+# -- the string patterns of the feed contracts, in C ----------------------------------------------
+#
+# The reader's fast path checks, after msgspec decoded a document, the patterns msgspec does not: the
+# same regexes as stream/contracts/validate.py (which the twin calls), written out by hand. Each
+# matcher takes a str and says whether the regex's fullmatch would match it.
+
+from cpython.dict cimport PyDict_GetItem
+from cpython.ref cimport PyObject
+
+cdef extern from "Python.h":
+    bint PyUnicode_CheckExact(object o)
+    bint PyUnicode_IS_ASCII(object o)
+    void *PyUnicode_DATA(object o)
+    Py_ssize_t PyUnicode_GET_LENGTH(object o)
+    bint PyList_CheckExact(object o)
+    bint PyDict_CheckExact(object o)
+    Py_ssize_t PyDict_GET_SIZE(object o)
+
+
+cdef inline bint _digit(unsigned char c) noexcept nogil:
+    return 48 <= c <= 57
+
+
+cdef inline bint _upper(unsigned char c) noexcept nogil:
+    return 65 <= c <= 90
+
+
+cdef inline bint _alnum(unsigned char c) noexcept nogil:
+    return _digit(c) or _upper(c) or 97 <= c <= 122
+
+
+cdef inline const unsigned char *_ascii(object v, Py_ssize_t *n):
+    """The characters of an ASCII str, or NULL (not a str, or not ASCII: no pattern here matches)."""
+    if not PyUnicode_CheckExact(v) or not PyUnicode_IS_ASCII(v):
+        return NULL
+    n[0] = PyUnicode_GET_LENGTH(v)
+    return <const unsigned char *>PyUnicode_DATA(v)
+
+
+cdef bint _is_id(object v):
+    """[A-Za-z0-9][A-Za-z0-9._:/#-]{0,127}"""
+    cdef Py_ssize_t n, i
+    cdef const unsigned char *s = _ascii(v, &n)
+    cdef unsigned char c
+    if s == NULL or n < 1 or n > 128 or not _alnum(s[0]):
+        return False
+    for i in range(1, n):
+        c = s[i]
+        if not (_alnum(c) or c == 46 or c == 95 or c == 58 or c == 47 or c == 35 or c == 45):
+            return False
+    return True
+
+
+cdef bint _is_digits(object v, Py_ssize_t length):
+    cdef Py_ssize_t n, i
+    cdef const unsigned char *s = _ascii(v, &n)
+    if s == NULL or n != length:
+        return False
+    for i in range(n):
+        if not _digit(s[i]):
+            return False
+    return True
+
+
+cdef bint _is_upper(object v, Py_ssize_t length):
+    cdef Py_ssize_t n, i
+    cdef const unsigned char *s = _ascii(v, &n)
+    if s == NULL or n != length:
+        return False
+    for i in range(n):
+        if not _upper(s[i]):
+            return False
+    return True
+
+
+cdef bint _is_decimal(object v, Py_ssize_t int_digits):
+    """(?:0|[1-9][0-9]{0,int_digits-1})(?:\\.[0-9]{1,6})?"""
+    cdef Py_ssize_t n, i = 0, k
+    cdef const unsigned char *s = _ascii(v, &n)
+    if s == NULL or n == 0 or not _digit(s[0]):
+        return False
+    if s[0] == 48:
+        i = 1
+    else:
+        while i < n and _digit(s[i]):
+            i += 1
+        if i > int_digits:
+            return False
+    if i == n:
+        return True
+    if s[i] != 46:
+        return False
+    k = n - i - 1
+    if k < 1 or k > 6:
+        return False
+    for i in range(i + 1, n):
+        if not _digit(s[i]):
+            return False
+    return True
+
+
+cdef inline int _two(const unsigned char *s) noexcept nogil:
+    return (s[0] - 48) * 10 + (s[1] - 48)
+
+
+cdef bint _valid_ymd(const unsigned char *s) noexcept nogil:
+    """s: YYYY-MM-DD with digits in place; year 0000 and impossible days are refused."""
+    cdef int year = (s[0] - 48) * 1000 + (s[1] - 48) * 100 + (s[2] - 48) * 10 + (s[3] - 48)
+    cdef int month = _two(s + 5), day = _two(s + 8), last
+    if year == 0 or month < 1 or month > 12 or day < 1:
+        return False
+    if month == 2:
+        last = 29 if (year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)) else 28
+    elif month == 4 or month == 6 or month == 9 or month == 11:
+        last = 30
+    else:
+        last = 31
+    return day <= last
+
+
+cdef inline bint _digits_at(const unsigned char *s, Py_ssize_t start, Py_ssize_t count) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(start, start + count):
+        if not _digit(s[i]):
+            return False
+    return True
+
+
+cdef bint _is_date(object v):
+    """[0-9]{4}-[0-9]{2}-[0-9]{2}, a possible date"""
+    cdef Py_ssize_t n
+    cdef const unsigned char *s = _ascii(v, &n)
+    if s == NULL or n != 10 or s[4] != 45 or s[7] != 45:
+        return False
+    if not (_digits_at(s, 0, 4) and _digits_at(s, 5, 2) and _digits_at(s, 8, 2)):
+        return False
+    return _valid_ymd(s)
+
+
+cdef bint _is_timestamp(object v):
+    """YYYY-MM-DD[Tt]hh:mm:ss(.f{1,9})?([Zz]|[+-]hh:mm), a possible instant (validate._valid_timestamp)"""
+    cdef Py_ssize_t n, i, f
+    cdef const unsigned char *s = _ascii(v, &n)
+    if s == NULL or n < 20:
+        return False
+    if not (s[4] == 45 and s[7] == 45 and (s[10] == 84 or s[10] == 116) and s[13] == 58 and s[16] == 58):
+        return False
+    if not (_digits_at(s, 0, 4) and _digits_at(s, 5, 2) and _digits_at(s, 8, 2) and _digits_at(s, 11, 2)
+            and _digits_at(s, 14, 2) and _digits_at(s, 17, 2)):
+        return False
+    if _two(s + 11) > 23 or _two(s + 14) > 59 or _two(s + 17) > 59 or not _valid_ymd(s):
+        return False
+    i = 19
+    if s[i] == 46:
+        f = i + 1
+        while f < n and _digit(s[f]):
+            f += 1
+        if f - i - 1 < 1 or f - i - 1 > 9:
+            return False
+        i = f
+    if i == n - 1:
+        return s[i] == 90 or s[i] == 122
+    if i != n - 6 or not (s[i] == 43 or s[i] == 45) or s[i + 3] != 58:
+        return False
+    if not (_digits_at(s, i + 1, 2) and _digits_at(s, i + 4, 2)):
+        return False
+    return _two(s + i + 1) <= 23 and _two(s + i + 4) <= 59
+
+
+# What the checks read, as interned keys.
+cdef object K_ORDER_ID = "order_id", K_MANIFEST_ID = "manifest_id", K_ORDERED_AT = "ordered_at"
+cdef object K_ARRIVED_AT = "arrived_at", K_DECLARED_AT = "declared_at", K_BUYER = "buyer", K_IIN = "iin"
+cdef object K_LINES = "lines", K_SKU = "sku", K_UNIT_PRICE = "unit_price", K_CURRENCY = "currency"
+cdef object K_ORIGIN = "origin", K_WEIGHT = "unit_weight_kg", K_VOLUME = "unit_volume_l"
+cdef object K_WAREHOUSE = "warehouse_id", K_OPERATOR_BIN = "operator_bin"
+
+
+cdef inline object _get(dict d, object key):
+    cdef PyObject *v = PyDict_GetItem(d, key)
+    if v == NULL:
+        return None
+    return <object>v
+
+
+cdef Py_ssize_t _goods_lines(object lines, bint goods):
+    """Pairs of the lines when their patterns hold (goods: a request's or a manifest's lines), else -1."""
+    cdef Py_ssize_t pairs = 0
+    cdef dict line
+    if not PyList_CheckExact(lines):
+        return -1
+    for item in <list>lines:
+        if not PyDict_CheckExact(item):
+            return -1
+        line = <dict>item
+        if not (_is_id(_get(line, K_SKU)) and _is_decimal(_get(line, K_UNIT_PRICE), 9)
+                and _is_upper(_get(line, K_CURRENCY), 3)):
+            return -1
+        if goods:
+            if not (_is_upper(_get(line, K_ORIGIN), 2) and _is_decimal(_get(line, K_WEIGHT), 5)):
+                return -1
+            volume = _get(line, K_VOLUME)
+            if volume is not None and not _is_decimal(volume, 5):
+                return -1
+        pairs += PyDict_GET_SIZE(line)
+    return pairs
+
+
+def request_pairs(dict doc):
+    """The key-value pairs of a decoded assessment-request/1 when its string patterns hold, else -1."""
+    cdef Py_ssize_t pairs, lines
+    if not (_is_id(_get(doc, K_ORDER_ID)) and _is_timestamp(_get(doc, K_ORDERED_AT))):
+        return -1
+    pairs = PyDict_GET_SIZE(doc)
+    declared = _get(doc, K_DECLARED_AT)
+    if declared is not None and not _is_date(declared):
+        return -1
+    buyer = _get(doc, K_BUYER)
+    if buyer is not None:
+        if not PyDict_CheckExact(buyer) or not _is_digits(_get(<dict>buyer, K_IIN), 12):
+            return -1
+        pairs += PyDict_GET_SIZE(buyer)
+    lines = _goods_lines(_get(doc, K_LINES), True)
+    return -1 if lines < 0 else pairs + lines
+
+
+def order_pairs(dict doc):
+    """The key-value pairs of a decoded order/1 when its string patterns hold, else -1."""
+    cdef Py_ssize_t lines
+    buyer = _get(doc, K_BUYER)
+    if not (_is_id(_get(doc, K_ORDER_ID)) and _is_id(_get(doc, K_WAREHOUSE))
+            and _is_timestamp(_get(doc, K_ORDERED_AT)) and PyDict_CheckExact(buyer)
+            and _is_digits(_get(<dict>buyer, K_IIN), 12)):
+        return -1
+    lines = _goods_lines(_get(doc, K_LINES), False)
+    return -1 if lines < 0 else PyDict_GET_SIZE(doc) + PyDict_GET_SIZE(buyer) + lines
+
+
+def manifest_pairs(dict doc):
+    """The key-value pairs of a decoded goods-manifest/1 when its string patterns hold, else -1."""
+    cdef Py_ssize_t lines
+    if not (_is_id(_get(doc, K_MANIFEST_ID)) and _is_digits(_get(doc, K_OPERATOR_BIN), 12)
+            and _is_id(_get(doc, K_WAREHOUSE)) and _is_timestamp(_get(doc, K_ARRIVED_AT))):
+        return -1
+    lines = _goods_lines(_get(doc, K_LINES), True)
+    return -1 if lines < 0 else PyDict_GET_SIZE(doc) + lines
+
+
+# for the tests: each matcher against its regex
+def match(str kind, value):
+    """Whether ``value`` matches the pattern ``kind`` (id, bin, currency, country, money, measure,
+    timestamp, date)."""
+    if kind == "id":
+        return _is_id(value)
+    if kind == "bin":
+        return _is_digits(value, 12)
+    if kind == "currency":
+        return _is_upper(value, 3)
+    if kind == "country":
+        return _is_upper(value, 2)
+    if kind == "money":
+        return _is_decimal(value, 9)
+    if kind == "measure":
+        return _is_decimal(value, 5)
+    if kind == "timestamp":
+        return _is_timestamp(value)
+    if kind == "date":
+        return _is_date(value)
+    raise ValueError(kind)

@@ -58,3 +58,90 @@ def scan_keys(text: bytes) -> int:
         else:
             i += 1
     return pairs
+
+
+# -- the string patterns of the feed contracts: the validator's own checks -----------------------
+
+def _checks():
+    from stream.contracts import validate as v
+
+    return {
+        "id": lambda s: isinstance(s, str) and v._ID(s) is not None,
+        "bin": lambda s: isinstance(s, str) and v._BIN(s) is not None,
+        "currency": lambda s: isinstance(s, str) and v._CURRENCY(s) is not None,
+        "country": lambda s: isinstance(s, str) and v._COUNTRY(s) is not None,
+        "money": lambda s: isinstance(s, str) and v._MONEY(s) is not None,
+        "measure": lambda s: isinstance(s, str) and v._MEASURE(s) is not None,
+        "timestamp": lambda s: isinstance(s, str) and v._valid_timestamp(s) is not None,
+        "date": lambda s: isinstance(s, str) and v._valid_date(s) is not None,
+    }
+
+
+_CHECKS: dict = {}
+
+
+def match(kind: str, value) -> bool:
+    """Whether ``value`` matches the pattern ``kind`` (id, bin, currency, country, money, measure,
+    timestamp, date)."""
+    if not _CHECKS:
+        _CHECKS.update(_checks())
+    if kind not in _CHECKS:
+        raise ValueError(kind)
+    return bool(_CHECKS[kind](value))
+
+
+def _lines_pairs(lines, goods: bool) -> int:
+    if lines.__class__ is not list:
+        return -1
+    pairs = 0
+    for line in lines:
+        if line.__class__ is not dict:
+            return -1
+        if not (match("id", line.get("sku")) and match("money", line.get("unit_price"))
+                and match("currency", line.get("currency"))):
+            return -1
+        if goods:
+            if not (match("country", line.get("origin")) and match("measure", line.get("unit_weight_kg"))):
+                return -1
+            volume = line.get("unit_volume_l")
+            if volume is not None and not match("measure", volume):
+                return -1
+        pairs += len(line)
+    return pairs
+
+
+def request_pairs(doc: dict) -> int:
+    """The key-value pairs of a decoded assessment-request/1 when its string patterns hold, else -1."""
+    if not (match("id", doc.get("order_id")) and match("timestamp", doc.get("ordered_at"))):
+        return -1
+    pairs = len(doc)
+    declared = doc.get("declared_at")
+    if declared is not None and not match("date", declared):
+        return -1
+    buyer = doc.get("buyer")
+    if buyer is not None:
+        if buyer.__class__ is not dict or not match("bin", buyer.get("iin")):
+            return -1
+        pairs += len(buyer)
+    lines = _lines_pairs(doc.get("lines"), True)
+    return -1 if lines < 0 else pairs + lines
+
+
+def order_pairs(doc: dict) -> int:
+    """The key-value pairs of a decoded order/1 when its string patterns hold, else -1."""
+    buyer = doc.get("buyer")
+    if not (match("id", doc.get("order_id")) and match("id", doc.get("warehouse_id"))
+            and match("timestamp", doc.get("ordered_at")) and buyer.__class__ is dict
+            and match("bin", buyer.get("iin"))):
+        return -1
+    lines = _lines_pairs(doc.get("lines"), False)
+    return -1 if lines < 0 else len(doc) + len(buyer) + lines
+
+
+def manifest_pairs(doc: dict) -> int:
+    """The key-value pairs of a decoded goods-manifest/1 when its string patterns hold, else -1."""
+    if not (match("id", doc.get("manifest_id")) and match("bin", doc.get("operator_bin"))
+            and match("id", doc.get("warehouse_id")) and match("timestamp", doc.get("arrived_at"))):
+        return -1
+    lines = _lines_pairs(doc.get("lines"), True)
+    return -1 if lines < 0 else len(doc) + lines

@@ -8,44 +8,39 @@ import click
 import orjson
 
 from stream._gc import gc_paused
+from stream.contracts.reader import Rejection, read_message
 from stream.contracts.reasons import rejection
-from stream.contracts.validate import parse_json_line
 from stream.declaration.engine import Assessor
-from stream.runtime.pages import page_items
 
 BATCH_DOCUMENTS = 8192
+_ASSESSMENT = b'{"schema":"assessment/1"'
 
 
-def documents(lines: Iterable[bytes]) -> Iterator[dict | tuple[str, str]]:
-    """Each input document, in order: a dict to assess, or (reason, detail) for one that failed
-    before it could be read. A `page/1` line yields its items one by one; blank lines are skipped."""
+def documents(lines: Iterable[bytes]) -> Iterator[dict | Rejection]:
+    """Each input document, in order: a validated assessment-request/1 dict to assess, or the
+    `Rejection` of one that is not (the reader's: stream/contracts/reader.py). A `page/1` line yields
+    its items one by one; blank lines are skipped. A line that cannot be read at all (bad JSON, a
+    bad page envelope) is one rejection with ref null."""
     for raw in lines:
-        if not raw.strip():
+        if not raw or raw.isspace():
             continue
-        doc = parse_json_line(raw)
-        if isinstance(doc, tuple):
-            yield doc
-            continue
-        items = page_items(doc)
-        if isinstance(items, tuple):
-            yield items
-        else:
-            yield from items  # each item stands or falls on its own
+        yield from read_message(raw, "assessment-request/1", envelope_ref=False)
 
 
 def assess_stream(lines: Iterable[bytes], out: BinaryIO, assessor: Assessor, *, batch: int = BATCH_DOCUMENTS,
                   progress=None) -> dict[str, int]:
     """Assess every document of ``lines`` and write one JSON line per document to ``out``."""
     counts = {"documents": 0, "assessments": 0, "rejections": 0}
-    slots: list[dict | None] = []
+    slots: list[bytes | None] = []
     to_assess: list = []
     positions: list[int] = []
+    dumps = orjson.dumps
 
     def flush():
-        for position, result in zip(positions, assessor.assess(to_assess)):
+        for position, result in zip(positions, assessor.assess_lines(to_assess, validated=True)):
             slots[position] = result
-        out.write(b"".join(orjson.dumps(result) + b"\n" for result in slots))
-        assessed = sum(1 for result in slots if result["schema"] == "assessment/1")
+        out.write(b"".join(slots))
+        assessed = sum(1 for result in slots if result.startswith(_ASSESSMENT))
         counts["assessments"] += assessed
         counts["rejections"] += len(slots) - assessed
         counts["documents"] += len(slots)
@@ -57,8 +52,8 @@ def assess_stream(lines: Iterable[bytes], out: BinaryIO, assessor: Assessor, *, 
 
     with gc_paused():
         for doc in documents(lines):
-            if isinstance(doc, tuple):
-                slots.append(rejection(None, *doc))
+            if doc.__class__ is Rejection:
+                slots.append(dumps(rejection(*doc)) + b"\n")
             else:
                 positions.append(len(slots))
                 slots.append(None)

@@ -13,14 +13,21 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
+import orjson
 
+from stream._backend import load_kernel
 from stream._gc import gc_paused
 from stream.contracts.reasons import rejection
 from stream.contracts.validate import ref_of, validate_request
 from stream.core.assess import DEFAULT as DEFAULT_KERNEL, AssessKernel
 from stream.core.fixed import STATUS_MISSING_VOLUME, STATUS_OK, format_micro, micro
+from stream.declaration._writer_py import assessment_dict
 from stream.rules import Rules
 from stream.rules.fx import RateNotFound
+
+# assessment/1 lines from the columns: compiled (ext/assessment_writer.pyx) or the twin (orjson.dumps of
+# the dicts `assess` returns), held equal byte for byte
+writer = load_kernel("writer", "stream.declaration._writer", "stream.declaration._writer_py")
 
 KAZAKHSTAN_UTC_OFFSET = dt.timedelta(hours=5)
 _OFFSET = re.compile(r"([+-])([0-9]{2}):([0-9]{2})$")
@@ -124,10 +131,17 @@ class Assessor:
     def assess(self, docs: Sequence[Any], *, validated: bool = False) -> list[dict]:
         """One assessment/1 or rejection/1 per document, in order. Never raises on bad input."""
         with gc_paused():
-            return self._assess(docs, validated)
+            return self._assess(docs, validated, False)
 
-    def _assess(self, docs: Sequence[Any], validated: bool) -> list[dict]:
-        results: list[dict | None] = [None] * len(docs)
+    def assess_lines(self, docs: Sequence[Any], *, validated: bool = False) -> list[bytes]:
+        """`assess` as JSON lines, each ending in a newline: ``orjson.dumps`` of what `assess` returns,
+        byte for byte, the assessments written from the kernel's columns by the writer (compiled, or its
+        twin) without building their dicts."""
+        with gc_paused():
+            return self._assess(docs, validated, True)
+
+    def _assess(self, docs: Sequence[Any], validated: bool, as_lines: bool) -> list:
+        results: list = [None] * len(docs)
         orders: list[AcceptedRequest] = []
         batch = _Lines()
         for index, doc in enumerate(docs):
@@ -142,9 +156,21 @@ class Assessor:
                 results[index] = rejection(doc["order_id"], rejected.reason, rejected.detail)
         if orders:
             rows, hs_code, hs_source = self._classify(batch, orders)
-            for index, result in self._compute(orders, batch, rows, hs_code, hs_source):
+            rejected, good, columns = self._compute(orders, batch, rows, hs_code, hs_source)
+            for index, result in rejected:
                 results[index] = result
-        return results  # type: ignore[return-value]
+            if as_lines:
+                for k, line in zip(good, writer.assessment_lines(good, *columns)):
+                    results[orders[k].index] = line
+            else:
+                for k in good:
+                    results[orders[k].index] = assessment_dict(k, *columns)
+        if as_lines:
+            dumps = orjson.dumps
+            for index, result in enumerate(results):
+                if result.__class__ is dict:
+                    results[index] = dumps(result) + b"\n"
+        return results
 
     def _collect(self, index: int, doc: dict, batch: "_Lines") -> AcceptedRequest:
         fx = self.rules.fx
@@ -276,31 +302,33 @@ class Assessor:
         total_t = text(totals[1] + totals[2] + totals[3])
         skus = [line["sku"] for line in batch.lines]
         rate_text = self._rate_text
-        bad_list = order_bad.tolist()
-        status_list = line_status.tolist() if order_bad.any() else None
-        for k, order in enumerate(orders):
-            start, stop = order.first_line, order.first_line + order.line_count
-            if bad_list[k]:
-                yield order.index, self._rejected(order, start, stop, status_list, hs_code)
-                continue
-            yield order.index, {
-                "schema": "assessment/1",
-                "order_id": order.doc["order_id"],
-                "flow": order.flow,
-                "declared_at": order.declared_at.isoformat(),
-                "rule_set": order.rule_set.id,
-                "currency": "KZT",
-                "fx": {currency: rate_text.get(rate) or rate_text.remember(rate, format_micro(rate))
-                       for currency, rate in order.fx_used.items()},
-                "customs_value": total_value_t[k],
-                "duty": total_duty_t[k],
-                "excise": total_excise_t[k],
-                "vat": total_vat_t[k],
-                "total": total_t[k],
-                "lines": [{"sku": skus[i], "hs_code": hs_code[i], "hs_source": hs_source[i], "value": value_t[i],
-                           "duty": duty_t[i], "excise": excise_t[i], "vat": vat_t[i]} for i in range(start, stop)],
-                "flags": order.flags,
-            }
+        rejected = []
+        if order_bad.any():
+            status_list = line_status.tolist()
+            good = []
+            for k in range(len(orders)):
+                if order_bad[k]:
+                    order = orders[k]
+                    rejected.append((order.index, self._rejected(order, order.first_line,
+                                                                 order.first_line + order.line_count,
+                                                                 status_list, hs_code)))
+                else:
+                    good.append(k)
+        else:
+            good = list(range(len(orders)))
+        columns = (
+            [order.doc["order_id"] for order in orders],
+            [order.flow for order in orders],
+            [order.declared_at.isoformat() for order in orders],
+            [order.rule_set.id for order in orders],
+            [{currency: rate_text.get(rate) or rate_text.remember(rate, format_micro(rate))
+              for currency, rate in order.fx_used.items()} for order in orders],
+            total_value_t, total_duty_t, total_excise_t, total_vat_t, total_t,
+            [order.flags for order in orders],
+            starts.tolist(), (starts + line_counts).tolist(),
+            skus, hs_code, hs_source, value_t, duty_t, excise_t, vat_t,
+        )
+        return rejected, good, columns
 
     @staticmethod
     def _rejected(order: AcceptedRequest, start: int, stop: int, status: list[int], hs_code: list) -> dict:
