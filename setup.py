@@ -84,6 +84,7 @@ setup(
         "faust-streaming>=0.15.2",
         "aiokafka>=0.10",
         "orjson>=3.9",
+        "msgspec>=0.18",  # the feed reader's fast path: decodes and type-checks a contract in C (stream/contracts/reader.py)
         "numpy>=1.26",
         "clickhouse-driver[numpy]>=0.2.6",  # numpy columnar inserts need its pandas extra
         "prometheus-client>=0.19",
