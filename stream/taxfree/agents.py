@@ -15,7 +15,9 @@ import orjson
 
 from stream.contracts.reasons import rejection
 from stream.runtime.domain import Effects
+from stream.taxfree import claims as claims_contract
 from stream.taxfree import contracts
+from stream.taxfree.claims import ANSWERS, CLAIMS
 from stream.taxfree.decide import Decider, Ledger, Outcome, receipt_key
 from stream.taxfree.rules import KZ_TIME
 
@@ -72,7 +74,7 @@ def handle_page(decider: Decider, ledger: Ledger, accept: tuple[str, ...], page:
     if problem is not None:
         return Outcome(rejections=[rejection(None, *problem)])
     shadow, pulled = Ledger(), set()
-    steps, decisions, rejections = [], [], []
+    steps, decisions, rejections, claims = [], [], [], []
     for i, item in enumerate(page["items"]):
         problem = contracts.check(item, accept)
         if problem is not None:
@@ -85,7 +87,8 @@ def handle_page(decider: Decider, ledger: Ledger, accept: tuple[str, ...], page:
             steps.append(outcome.body)
         decisions += outcome.decisions
         rejections += outcome.rejections
-    return Outcome({"v": steps[0]["v"], "steps": steps} if steps else None, decisions, rejections)
+        claims += outcome.claims
+    return Outcome({"v": steps[0]["v"], "steps": steps} if steps else None, decisions, rejections, claims)
 
 
 def _pull(shadow: Ledger, ledger: Ledger, item: dict, pulled: set) -> None:
@@ -115,10 +118,22 @@ def _pull(shadow: Ledger, ledger: Ledger, item: dict, pulled: set) -> None:
                 shadow.receipts[key] = holder
 
 
-def _effects(outcome: Outcome | None, new_documents: int = 0) -> Effects | None:
+def _new_documents(body: dict | None, state: Ledger) -> int:
+    """How many documents a record body adds to the ledger (a page's steps included)."""
+    if body is None:
+        return 0
+    ids = {document_id for step in body.get("steps", (body,)) for document_id in step.get("docs", ())}
+    return sum(1 for document_id in ids if document_id not in state.docs)
+
+
+def _effects(outcome: Outcome | None, new_documents: int = 0, partition: int = 0, partitions: int = 1) -> Effects | None:
     if outcome is None:
         return None
-    outputs: dict[str, list[tuple[bytes | None, bytes]]] = {}
+    outputs: dict[str, list[tuple]] = {}
+    if outcome.claims:  # to the receipts' partitions, answered back to this one
+        outputs[CLAIMS] = claims_contract.claim_messages(outcome.claims, partition, partitions)
+    if outcome.answers:
+        outputs[ANSWERS] = claims_contract.answer_messages(outcome.answers)
     if outcome.decisions:
         outputs[DECISIONS] = [(d["document_id"].encode(), orjson.dumps(d)) for d in outcome.decisions]
     if outcome.rejections:
@@ -128,8 +143,8 @@ def _effects(outcome: Outcome | None, new_documents: int = 0) -> Effects | None:
 
 class TaxfreeDomain:
     name = "taxfree"
-    inputs = (DOCUMENTS, CONFIRMATIONS, CANCELLATIONS)
-    outputs = (DECISIONS, REJECTIONS)
+    inputs = (DOCUMENTS, CONFIRMATIONS, CANCELLATIONS, CLAIMS, ANSWERS)
+    outputs = (DECISIONS, REJECTIONS, CLAIMS, ANSWERS)
     rejections = REJECTIONS
     tick_seconds = 10.0  # the validity ends at a day's end; held inputs expire after minutes
 
@@ -140,29 +155,49 @@ class TaxfreeDomain:
         # stamped in time can reach the operator later (paper copies sit in airport mailboxes emptied
         # weekly), and a refusal is final. The offline `decide --as-of` knows all its input: no grace.
         self.lapse_grace = timedelta(days=lapse_grace_days)
-        # partitions of the taxfree.* topics: the receipt check spans one partition's documents, so
-        # the topic plan should create them with this count (CUSTOMS_TAXFREE_PARTITIONS, default 1)
+        # partitions of the taxfree.* topics (CUSTOMS_TAXFREE_PARTITIONS, default 1; the topic plan creates
+        # them with this count): with more than one, receipts are claimed from their partitions (claims.py)
         self.partitions = partitions
+        decider.claims = partitions > 1
         self.ledgers: dict[int, Ledger] = {}  # the partitions this worker holds, for the API
 
     def new_state(self, partition: int) -> Ledger:
         if partition >= self.partitions:
-            log.warning("taxfree: partition %d of more than CUSTOMS_TAXFREE_PARTITIONS=%d: a receipt is checked "
-                        "against this partition's documents only", partition, self.partitions)
-        ledger = Ledger()
+            log.warning("taxfree: partition %d of more than CUSTOMS_TAXFREE_PARTITIONS=%d: receipts are claimed "
+                        "from %d partitions only", partition, self.partitions, self.partitions)
+        ledger = Ledger(partition)
         self.ledgers[partition] = ledger
         return ledger
 
     def handle(self, state: Ledger, topic: str, key: bytes | None, value: bytes | None, now: float) -> Effects:
-        outcome = handle_bytes(self.decider, state, topic, key, value, now)
-        new = len({d["document_id"] for d in outcome.decisions}) if topic == DOCUMENTS else 0
-        return _effects(outcome, new)
+        if topic in (CLAIMS, ANSWERS):
+            outcome = self._claims(state, topic, value)
+        else:
+            outcome = handle_bytes(self.decider, state, topic, key, value, now)
+        new = _new_documents(outcome.body, state) if topic == DOCUMENTS else 0
+        return _effects(outcome, new, state.partition, self.partitions)
+
+    def _claims(self, state: Ledger, topic: str, value: bytes | None) -> Outcome:
+        """A claims message (this partition's receipts) or an answers message (its documents)."""
+        schema = claims_contract.CLAIMS_SCHEMA if topic == CLAIMS else claims_contract.ANSWERS_SCHEMA
+        if value is None:
+            return Outcome(rejections=[rejection(None, "malformed_json", "the message has no value")])
+        try:
+            doc = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            return Outcome(rejections=[rejection(None, "malformed_json", "the input is not valid JSON (or not UTF-8)")])
+        problem = claims_contract.check(doc, schema, self.partitions)
+        if problem is not None:
+            return Outcome(rejections=[rejection(None, *problem)])
+        if topic == CLAIMS:
+            return self.decider.claim(state, doc["claims"], doc["reply_to"])
+        return self.decider.answer(state, doc["answers"])
 
     def tick(self, state: Ledger, now: float) -> Effects | None:
         """Refuse what the validity let lapse; reject inputs held too long for a document that never came."""
         today = datetime.fromtimestamp(now, KZ_TIME).date()
         lapsed = self.decider.lapse(state, today - self.lapse_grace, now, self.decider.hold_seconds)
-        return _effects(lapsed or self.decider.expire_parked(state, now))
+        return _effects(lapsed or self.decider.expire_parked(state, now), 0, state.partition, self.partitions)
 
     def on_delivered(self, counts) -> None:
         if counts is not None and self.metrics is not None:

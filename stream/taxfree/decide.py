@@ -59,9 +59,13 @@ class Ledger:
     current decision. `receipts` maps each receipt held by a live document to that document.
     """
 
-    def __init__(self):
+    def __init__(self, partition: int = 0):
+        self.partition = partition  # where its documents are keyed (claims are answered here)
         self.docs: dict[str, dict] = {}
         self.receipts: dict[str, str] = {}
+        # the registry of the receipts keyed to this partition, across partitions (stream/taxfree/claims.py):
+        # receipt -> the document holding it
+        self.claims: dict[str, str] = {}
         self.pending: dict[str, int] = {}  # document_id -> last valid day (ordinal)
         # confirmations and cancellations that arrived before their document (the input topics are
         # read independently, so a backlog can deliver them first): document_id -> [parked input]
@@ -74,6 +78,11 @@ class Ledger:
             self.parked.pop(document_id, None)
         for document_id, inputs in body.get("park", {}).items():
             self.parked.setdefault(document_id, []).extend(inputs)
+        for receipt, holder in body.get("claims", {}).items():
+            if holder is None:
+                self.claims.pop(receipt, None)
+            else:
+                self.claims[receipt] = holder
         for document_id, record in body.get("docs", {}).items():
             old = self.docs.get(document_id)
             if old is not None:
@@ -84,13 +93,16 @@ class Ledger:
             if record["holds"]:
                 for key in record["receipts"]:
                     self.receipts.setdefault(key, document_id)
-            if record["decision"]["decision"] == "pending":
+            if record["decision"]["decision"] == "pending" and not record.get("awaiting"):
                 self.pending[document_id] = record["valid_to"]
             else:
                 self.pending.pop(document_id, None)
 
     def snapshot(self) -> dict:
-        return {"v": RECORD_VERSION, "docs": dict(self.docs), "park": {k: list(v) for k, v in self.parked.items()}}
+        body = {"v": RECORD_VERSION, "docs": dict(self.docs), "park": {k: list(v) for k, v in self.parked.items()}}
+        if self.claims:
+            body["claims"] = dict(self.claims)
+        return body
 
     def decision(self, document_id: str) -> dict | None:
         record = self.docs.get(document_id)
@@ -102,6 +114,8 @@ class Outcome:
     body: dict | None = None                   # record changes: {"v", "docs": {id: record}}
     decisions: list[dict] = field(default_factory=list)
     rejections: list[dict] = field(default_factory=list)
+    claims: list[dict] = field(default_factory=list)   # to the receipts' partitions: {receipt, document_id, op}
+    answers: list[tuple[int, dict]] = field(default_factory=list)  # (reply_to partition, {receipt, document_id, granted})
 
 
 def _reject(ref, reason: str, detail: str) -> Outcome:
@@ -146,6 +160,7 @@ def _implausible_year(doc: dict) -> str | None:
 
 
 MAX_PARKED = 4  # inputs held per unknown document at most (a flood of them is rejected)
+_WAITING = ("awaiting", "held_reasons", "denied", "deferred")  # a record's fields while its claims are out
 
 
 class Decider:
@@ -154,6 +169,9 @@ class Decider:
         self.keys = keys
         self.pii_key = pii_key
         self.hold_seconds = hold_seconds
+        # receipts are claimed from their partitions (CUSTOMS_TAXFREE_PARTITIONS > 1, claims.py); off, the
+        # ledger's own receipt index decides at once (one partition: it sees every document)
+        self.claims = False
         self._by_receipt_day: dict[date, tuple] = {}
         self._by_issue_day: dict[date, tuple] = {}
 
@@ -190,10 +208,18 @@ class Decider:
             outcome = self.document(ledger, doc, now)
             parked = ledger.parked.get(doc["document_id"])
             if parked and outcome.body is not None:
-                outcome = self._replay_parked(ledger, doc["document_id"], outcome, parked)
+                record = outcome.body["docs"][doc["document_id"]]
+                if record.get("awaiting"):  # the held inputs wait with it for its receipts
+                    record["deferred"] = [{"digest": p["digest"], "input": p["input"]} for p in parked]
+                    outcome.body["unpark"] = [doc["document_id"]]
+                else:
+                    outcome = self._replay_parked(ledger, doc["document_id"], outcome, parked)
             return outcome
-        if doc["document_id"] not in ledger.docs:
+        record = ledger.docs.get(doc["document_id"])
+        if record is None:
             return self._park(ledger, doc, now)
+        if record.get("awaiting"):
+            return self._defer(record, doc)
         if kind == "taxfree-confirmation/1":
             return self.confirmation(ledger, doc)
         return self.cancellation(ledger, doc)
@@ -211,19 +237,100 @@ class Decider:
 
     def _replay_parked(self, ledger: Ledger, document_id: str, outcome: Outcome, parked: list[dict]) -> Outcome:
         """The document just decided, then the inputs held for it, in their arrival order."""
+        outcome = self._replay(document_id, outcome.body["docs"][document_id], outcome, parked)
+        outcome.body["unpark"] = [document_id]
+        return outcome
+
+    def _replay(self, document_id: str, record: dict, outcome: Outcome, held_inputs: list[dict]) -> Outcome:
         scratch = Ledger()
-        scratch.docs[document_id] = outcome.body["docs"][document_id]
-        decisions, rejections = list(outcome.decisions), list(outcome.rejections)
-        for held in parked:
+        scratch.docs[document_id] = record
+        decisions, rejections, claims = list(outcome.decisions), list(outcome.rejections), list(outcome.claims)
+        for held in held_inputs:
             step = (self.confirmation if held["input"]["schema"] == "taxfree-confirmation/1"
                     else self.cancellation)(scratch, held["input"])
             if step.body is not None:
                 scratch.docs.update(step.body["docs"])
             decisions += step.decisions
             rejections += step.rejections
-        record = scratch.docs[document_id]
-        return Outcome({"v": RECORD_VERSION, "docs": {document_id: record}, "unpark": [document_id]},
-                       decisions, rejections)
+            claims += step.claims
+        return Outcome({"v": RECORD_VERSION, "docs": {document_id: scratch.docs[document_id]}},
+                       decisions, rejections, claims)
+
+    def _defer(self, record: dict, doc: dict) -> Outcome:
+        """A confirmation or cancellation of a document whose receipts are not all answered yet: kept in
+        its record, applied once they are (a second distinct one of a kind is refused as it would be then)."""
+        document_id = doc["document_id"]
+        content = digest(doc)
+        deferred = record["deferred"]
+        if any(d["digest"] == content for d in deferred):
+            return Outcome()  # redelivered while it waits
+        if any(d["input"]["schema"] == doc["schema"] for d in deferred):
+            if doc["schema"] == "taxfree-confirmation/1":
+                return _reject(document_id, "already_confirmed",
+                               "the document already has the airport's outcome; a second one is not applied")
+            return _reject(document_id, "already_cancelled", "the document was already cancelled")
+        record = {**record, "deferred": [*deferred, {"digest": content, "input": doc}]}
+        return Outcome({"v": RECORD_VERSION, "docs": {document_id: record}})
+
+    # -- receipts across partitions (claims.py) -------------------------------------------------
+
+    def claim(self, ledger: Ledger, entries: list[dict], reply_to: int) -> Outcome:
+        """Claims and releases of receipts keyed to this partition, in order: a claim is granted when the
+        receipt is free or held by the same document, denied otherwise; a release frees a receipt its
+        holder names. Every claim is answered (a repeat gets the same answer)."""
+        changes: dict[str, str | None] = {}
+        answers = []
+        for entry in entries:
+            receipt, document_id = entry["receipt"], entry["document_id"]
+            holder = changes[receipt] if receipt in changes else ledger.claims.get(receipt)
+            if entry["op"] == "claim":
+                if holder is None:
+                    changes[receipt] = holder = document_id
+                answers.append((reply_to, {"receipt": receipt, "document_id": document_id,
+                                           "granted": holder == document_id}))
+            elif holder == document_id:
+                changes[receipt] = None
+        changes = {k: v for k, v in changes.items() if v != ledger.claims.get(k)}
+        return Outcome({"v": RECORD_VERSION, "claims": changes} if changes else None, answers=answers)
+
+    def answer(self, ledger: Ledger, entries: list[dict]) -> Outcome:
+        """The receipts' partitions' answers for documents of this one: a document all of whose
+        receipts are answered is decided (_settle). An answer nobody waits for (a repeat) changes nothing."""
+        changed: dict[str, dict] = {}
+        decisions, rejections, claims = [], [], []
+        for entry in entries:
+            document_id, receipt = entry["document_id"], entry["receipt"]
+            record = changed.get(document_id) or ledger.docs.get(document_id)
+            if record is None or receipt not in record.get("awaiting", ()):
+                continue
+            record = {**record, "awaiting": [k for k in record["awaiting"] if k != receipt]}
+            if not entry["granted"]:
+                record["denied"] = [*record["denied"], receipt]
+            if not record["awaiting"]:
+                settled = self._settle(document_id, record)
+                record = settled.body["docs"][document_id]
+                decisions += settled.decisions
+                rejections += settled.rejections
+                claims += settled.claims
+            changed[document_id] = record
+        return Outcome({"v": RECORD_VERSION, "docs": changed} if changed else None, decisions, rejections, claims)
+
+    def _settle(self, document_id: str, record: dict) -> Outcome:
+        """Every receipt answered: the document's first decision, as one partition would have given it
+        (a denied receipt is `duplicate_receipt`: the document then holds none and releases what it got),
+        then the confirmations and cancellations that waited, in their order."""
+        denied = record["denied"]
+        reasons = set(record["held_reasons"])
+        deferred = record["deferred"]
+        record = {k: v for k, v in record.items() if k not in _WAITING}
+        claims = []
+        if denied:
+            reasons.add("duplicate_receipt")
+            record["holds"] = False
+            claims = [{"receipt": k, "document_id": document_id, "op": "release"}
+                      for k in dict.fromkeys(record["receipts"]) if k not in denied]
+        record["decision"] = _decision(document_id, record, reasons, date.fromordinal(record["issued_on"]))
+        return self._replay(document_id, record, Outcome(decisions=[record["decision"]], claims=claims), deferred)
 
     def expire_parked(self, ledger: Ledger, now: float | None) -> Outcome | None:
         """Reject (unknown_document) held inputs older than the hold; all of them when `now` is None
@@ -308,6 +415,12 @@ class Decider:
             "pay_by": add_months(receipt_on, within_months).toordinal(),
             "confirmation": None, "cancellation": None, "arrived": now,
         }
+        if self.claims and record["holds"]:
+            # its receipts are claimed from their partitions; decided when all are answered (_settle)
+            record.update(awaiting=list(dict.fromkeys(keys)), held_reasons=_sorted(reasons), denied=[], deferred=[])
+            record["decision"] = _decision(document_id, record, set(), issued_on)  # shown pending meanwhile
+            return Outcome({"v": RECORD_VERSION, "docs": {document_id: record}},
+                           claims=[{"receipt": k, "document_id": document_id, "op": "claim"} for k in record["awaiting"]])
         decision = _decision(document_id, record, reasons, issued_on)
         record["decision"] = decision
         return Outcome({"v": RECORD_VERSION, "docs": {document_id: record}}, [decision])
@@ -370,12 +483,14 @@ class Decider:
         at = contracts.timestamp_of(doc["at"])
         if at < contracts.timestamp_of(record["issued_at"]):
             return _reject(document_id, "dates_out_of_order", "at: the cancellation is earlier than the document")
+        releases = ([{"receipt": k, "document_id": document_id, "op": "release"}
+                     for k in dict.fromkeys(record["receipts"])] if self.claims and record["holds"] else [])
         record = {**record, "cancellation": content, "holds": False}
         if record["decision"]["decision"] != "pending":
-            return Outcome({"v": RECORD_VERSION, "docs": {document_id: record}})
+            return Outcome({"v": RECORD_VERSION, "docs": {document_id: record}}, claims=releases)
         on = at.astimezone(KZ_TIME).date()
         record["decision"] = _decision(document_id, record, {"cancelled"}, on, final=True)
-        return Outcome({"v": RECORD_VERSION, "docs": {document_id: record}}, [record["decision"]])
+        return Outcome({"v": RECORD_VERSION, "docs": {document_id: record}}, [record["decision"]], claims=releases)
 
     # -- the validity lapse -------------------------------------------------------------------
 
