@@ -19,6 +19,7 @@ with, or rounded to, exact amounts at the scorer's boundary.
 from __future__ import annotations
 
 import math
+from bisect import bisect_left, insort
 
 from ddsketch import DDSketch
 from ddsketch.mapping import LogarithmicMapping
@@ -27,6 +28,8 @@ from ddsketch.mapping import LogarithmicMapping
 RELATIVE_ACCURACY = 0.01
 _MAPPING = LogarithmicMapping(RELATIVE_ACCURACY)
 _NO_BIN = None
+_QUANTILES = (0.5, 0.75)  # what the indicators read (upper_quartiles)
+_STORED: dict[int, int] = {}  # record bin -> the bin DDSketch stores its representative value in
 
 
 def bin_of(value: int) -> int:
@@ -34,23 +37,58 @@ def bin_of(value: int) -> int:
     return _MAPPING.key(float(max(value, 1)))
 
 
-class Index:
-    """A quantile sketch of one index plus its bin counts (what snapshots and records carry)."""
+def _stored(key: int) -> int:
+    """Where ``DDSketch.add(mapping.value(key))`` puts a record's bin (the same bin; computed, not assumed)."""
+    stored = _STORED.get(key)
+    if stored is None:
+        value = _MAPPING.value(key)
+        if not value > _MAPPING.min_possible:
+            raise ValueError(f"bin {key}: its value {value!r} is below what the sketch maps")
+        stored = _STORED[key] = _MAPPING.key(value)
+    return stored
 
-    __slots__ = ("sketch", "bins", "_quantiles")
+
+def reference_sketch(bins: dict[int, int]) -> DDSketch:
+    """The `ddsketch.DDSketch` holding these bins (each bin's representative value, its count times): what
+    `Index` answers exactly like (tests/test_risk_score.py holds them equal)."""
+    sketch = DDSketch(RELATIVE_ACCURACY)
+    for key, count in bins.items():
+        sketch.add(_MAPPING.value(key), count)
+    return sketch
+
+
+class Index:
+    """One index: its bin counts (what snapshots and records carry) and the DDSketch quantiles of them.
+
+    The quantiles are DDSketch's own (``DDSketch.get_quantile_value``: the lowest stored bin whose running
+    count exceeds ``q * (count - 1)``, answered as the bin's representative value), kept incrementally: each
+    quantile remembers its bin and the running count there, an added bin at or under it moves that count,
+    and a query steps from there to the answer (a bin or two), instead of DDSketch's scan of every bin from
+    the lowest on each query and its float bookkeeping on each add."""
+
+    __slots__ = ("bins", "count", "_stored", "_keys", "_at", "_quantiles")
 
     def __init__(self):
-        self.sketch = DDSketch(RELATIVE_ACCURACY)
-        self.bins: dict[int, int] = {}
+        self.bins: dict[int, int] = {}     # record bin -> count
+        self.count = 0
+        self._stored: dict[int, int] = {}  # stored bin -> count
+        self._keys: list[int] = []         # stored bins, ascending
+        self._at: list[list[int]] = []     # per quantile: [stored bin, running count up to it], once asked
         self._quantiles: tuple[float, float] | None = None
 
-    @property
-    def count(self) -> int:
-        return int(self.sketch.count)
-
     def add_bin(self, key: int, count: int = 1) -> None:
-        self.sketch.add(_MAPPING.value(key), count)
         self.bins[key] = self.bins.get(key, 0) + count
+        stored = _stored(key)
+        held = self._stored.get(stored)
+        if held is None:
+            insort(self._keys, stored)
+            self._stored[stored] = count
+        else:
+            self._stored[stored] = held + count
+        self.count += count
+        for at in self._at:
+            if stored <= at[0]:
+                at[1] += count
         self._quantiles = None
 
     def merge(self, other: "Index") -> None:
@@ -58,12 +96,28 @@ class Index:
         for key, count in other.bins.items():
             self.add_bin(key, count)
 
+    def _quantile(self, which: int, q: float) -> float:
+        keys, counts = self._keys, self._stored
+        if not self._at:
+            self._at = [[keys[0], counts[keys[0]]] for _ in _QUANTILES]
+        at = self._at[which]
+        rank = q * (self.count - 1)
+        pos = bisect_left(keys, at[0])
+        running = at[1]
+        while running - counts[keys[pos]] > rank:  # a lower bin's running count exceeds the rank already
+            running -= counts[keys[pos]]
+            pos -= 1
+        while running <= rank:
+            pos += 1
+            running += counts[keys[pos]]
+        at[0], at[1] = keys[pos], running
+        return _MAPPING.value(keys[pos])
+
     def upper_quartiles(self) -> tuple[float, float]:
         """(median, 75th percentile), each within 1% of the true value: what the indicators read (the
         lower half holds undetected frauds, see `log_spread`)."""
         if self._quantiles is None:
-            q = self.sketch.get_quantile_value
-            self._quantiles = (q(0.5), q(0.75))
+            self._quantiles = (self._quantile(0, _QUANTILES[0]), self._quantile(1, _QUANTILES[1]))
         return self._quantiles
 
 
@@ -78,6 +132,8 @@ def log_spread(quartiles: tuple[float, float], floor: float) -> float:
 # The fallback chain, most specific first: the code from this origin, the code from anywhere, the
 # heading from this origin, the heading from anywhere. The first with enough samples is the index.
 LEVELS = ("code+origin", "code", "heading+origin", "heading")
+_KEYS: dict[tuple[str, str], tuple[str, str, str, str]] = {}  # (code, origin) -> its keys, a bounded memo
+_KEYS_KEPT = 100_000
 
 
 class Indices:
@@ -91,8 +147,14 @@ class Indices:
     @staticmethod
     def keys(hs_code: str, origin: str) -> tuple[str, str, str, str]:
         """The index keys of a line, in the order of LEVELS (a 4-digit code is its own heading)."""
-        heading = hs_code[:4]
-        return f"c:{hs_code}|{origin}", f"c:{hs_code}|*", f"h:{heading}|{origin}", f"h:{heading}|*"
+        found = _KEYS.get((hs_code, origin))
+        if found is None:
+            heading = hs_code[:4]
+            found = (f"c:{hs_code}|{origin}", f"c:{hs_code}|*", f"h:{heading}|{origin}", f"h:{heading}|*")
+            if len(_KEYS) >= _KEYS_KEPT:
+                _KEYS.clear()
+            _KEYS[(hs_code, origin)] = found
+        return found
 
     def pick(self, table: dict[str, Index], hs_code: str, origin: str, min_samples: int) -> tuple[str, Index] | None:
         """(level, index): the most specific index with at least ``min_samples``; None when none has."""

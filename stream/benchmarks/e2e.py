@@ -247,7 +247,7 @@ async def _floor_run(bootstrap: str, pages, timeout: float, partitions: int) -> 
 def run(orders: int = 200_000, workers: int = 1, partitions: int = 4, page_size: int = 1000, seed: int = 7,
         skus: int = 5000, unclassified_rate: float = 0.03, timeout: float = 600.0, profile: str | None = None,
         log_dir: str | None = None, rate: float = 0.0, with_risk: bool = False, risk_agents: int = 1,
-        floor: bool = True) -> dict:
+        floor: bool = True, profile_risk: str | None = None, risk_in_flight: int = 0) -> dict:
     """``rate`` paces the measured feed (order lines/s; 0: as fast as the producer goes), so latency
     can be read at a sustainable load rather than as queueing behind a burst. ``with_risk`` runs
     ``risk_agents`` risk agents beside the workers and reports their declarations/s over the same feed
@@ -278,11 +278,13 @@ def run(orders: int = 200_000, workers: int = 1, partitions: int = 4, page_size:
                 for n in range(risk_agents):
                     port = _free_port()
                     ports.append(port)
-                    risk_env = dict(env, CUSTOMS_METRICS_PORT=str(port), CUSTOMS_RISK_APP_ID=RISK_APP_ID)
+                    risk_env = dict(env, CUSTOMS_METRICS_PORT=str(port), CUSTOMS_RISK_APP_ID=RISK_APP_ID,
+                                    **({"CUSTOMS_PAGES_IN_FLIGHT": str(risk_in_flight)} if risk_in_flight else {}))
                     log = open(logs / f"risk-{n}.log", "ab")
-                    procs.append(subprocess.Popen(
-                        [sys.executable, "-m", "stream", "worker", "--domains", "risk", "--app-id", RISK_APP_ID],
-                        env=risk_env, stdin=subprocess.DEVNULL, stdout=log, stderr=log))
+                    command = [sys.executable, "-m", "stream", "worker", "--domains", "risk", "--app-id", RISK_APP_ID]
+                    if profile_risk and n == 0:
+                        command[1:1] = ["-m", "cProfile", "-o", profile_risk]
+                    procs.append(subprocess.Popen(command, env=risk_env, stdin=subprocess.DEVNULL, stdout=log, stderr=log))
                     log.close()
                 watch = RiskWatch(ports)
             asyncio.run(_pipeline_run(broker.bootstrap, warm, timeout=120, risk=watch))  # workers up and assigned
@@ -291,7 +293,7 @@ def run(orders: int = 200_000, workers: int = 1, partitions: int = 4, page_size:
         finally:
             for proc in procs:
                 if proc.poll() is None:
-                    proc.send_signal(2 if profile else 15)  # SIGINT lets cProfile write its file
+                    proc.send_signal(2 if profile or profile_risk else 15)  # SIGINT lets cProfile write its file
             for proc in procs:
                 try:
                     proc.wait(30)
@@ -330,10 +332,12 @@ def run(orders: int = 200_000, workers: int = 1, partitions: int = 4, page_size:
               help="run risk agents beside the workers (own consumer group) and report their declarations/s")
 @click.option("--risk-agents", default=1, show_default=True, type=click.IntRange(1),
               help="risk agent processes with --with-risk (they share the partitions of `declarations`)")
+@click.option("--profile-risk", default=None, help="with --with-risk: write a cProfile of risk agent 0 to this file")
 def e2e_command(orders, workers, partitions, page_size, seed, unclassified_rate, timeout, profile, log_dir, rate,
-                with_risk, risk_agents):
+                with_risk, risk_agents, profile_risk):
     """End-to-end lines/s and latency through broker and workers, next to the raw transport floor."""
     click.echo(orjson.dumps(run(orders=orders, workers=workers, partitions=partitions, page_size=page_size,
                                 seed=seed, unclassified_rate=unclassified_rate, timeout=timeout, profile=profile, log_dir=log_dir,
-                                rate=rate, with_risk=with_risk, risk_agents=risk_agents),
+                                rate=rate, with_risk=with_risk, risk_agents=risk_agents,
+                                profile_risk=profile_risk),
                             option=orjson.OPT_INDENT_2).decode())
