@@ -17,6 +17,8 @@ REJECTIONS = "rejections"
 PARCELS = "parcels"
 # post-release control, keyed by case_id: a selected risk score opens a case
 RISK_HITS = "risk.hits"
+# the risk agent's own input: `declarations` re-keyed by buyer_ref, in page/1 pages (stream/audit/risk_route.py)
+RISK_DECLARATIONS = "risk.declarations"
 AUDIT_EVENTS = "audit.events"
 AUDIT_CASES = "audit.cases"
 # tax-free VAT refunds, keyed by document_id
@@ -32,7 +34,7 @@ TAXFREE_RECEIPT_ANSWERS = "taxfree.receipt-answers"
 
 # the warehouse pipeline's topics (what docker-compose creates today)
 PUBLIC_TOPICS = (INBOUND, ORDERS, MOVEMENTS, DECLARATIONS, REJECTIONS)
-ALL_TOPICS = PUBLIC_TOPICS + (PARCELS, RISK_HITS, AUDIT_EVENTS, AUDIT_CASES, TAXFREE_DOCUMENTS,
+ALL_TOPICS = PUBLIC_TOPICS + (PARCELS, RISK_HITS, RISK_DECLARATIONS, AUDIT_EVENTS, AUDIT_CASES, TAXFREE_DOCUMENTS,
                               TAXFREE_CONFIRMATIONS, TAXFREE_CANCELLATIONS, TAXFREE_DECISIONS,
                               TAXFREE_RECEIPT_CLAIMS, TAXFREE_RECEIPT_ANSWERS)
 # topics read together by one agent: same key, same partition count
