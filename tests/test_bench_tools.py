@@ -63,10 +63,12 @@ def test_memory_pages_bring_in_distinct_skus_within_the_page_limit():
 @pytest.mark.broker
 @pytest.mark.slow
 def test_memory_runs_on_a_tiny_n(tmp_path):
-    result = CliRunner().invoke(bench, ["memory", "--skus", "3000", "--log-dir", str(tmp_path)], catch_exceptions=False)
+    result = CliRunner().invoke(bench, ["memory", "--skus", "3000", "--order-ids", "2000",
+                                        "--log-dir", str(tmp_path)], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     out = orjson.loads(result.output)
     assert out["stock"]["keys"] == 3000
     assert out["stock"]["rss"]["bytes_per_sku"] > 0 and out["stock"]["tracemalloc"]["bytes_per_sku"] > 0
     assert out["stock"]["changelog_record_bytes_per_sku"] > 0
+    assert out["order_ids"]["keys"] == 2000 and out["order_ids"]["rss"]["bytes_per_item"] > 0
     assert out["worker"]["movements"] >= 3000 and out["worker"]["rss_after_mb"] > 0

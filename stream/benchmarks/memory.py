@@ -10,6 +10,8 @@
     the parse buffers (the intercept) are not counted. It also gives the changelog bytes per SKU:
     the records' JSON, which the worker's table holds until a snapshot compacts them, and the
     snapshot record's.
+(c) With ``--order-ids N``: the bytes per order id the stock remembers against redelivery (for
+    CUSTOMS_ORDER_IDS_HOURS, 7 days by default), applied as records carry them.
 (b) A real worker on the embedded broker: after a warm-up, its RSS (/proc/PID/statm) before and
     after it took manifests for N SKUs (every stock movement of them came out), and its peak
     (VmHWM). The difference over N is what one SKU costs a running worker: the stock, the goods
@@ -144,6 +146,64 @@ def stock_memory(skus: int) -> dict:
     return out
 
 
+def _ids_pass(ids: int, checkpoints: list[int], traced: bool, queue) -> None:
+    """Order ids the stock remembers (declared, within CUSTOMS_ORDER_IDS_HOURS), applied as the
+    worker's records carry them: pages of 1000 ids, each with its status, digest and time."""
+    import tracemalloc
+
+    from stream.warehouse.stock import DECLARED, Stock, digest
+
+    def reading() -> float:
+        gc.collect()
+        return tracemalloc.get_traced_memory()[0] if traced else rss_kb(os.getpid()) * 1024
+
+    if traced:
+        tracemalloc.start()
+    stock = Stock(0, buyer_secret=b"bench")
+    points = [(0, reading())]
+    todo = list(checkpoints)
+    made, record_bytes, at = 0, 0, 1.8e9
+    while made < ids:
+        count = min(1000, ids - made)
+        body = {"o": {f"AL-ORD-7-{n:09d}": [DECLARED, digest({"n": n})] for n in range(made, made + count)},
+                "at": at + made / 1000}
+        body = orjson.loads(orjson.dumps(body))  # as a record's JSON gives it (no shared objects)
+        record_bytes += len(orjson.dumps(body))
+        stock.apply(body)
+        made += count
+        del body
+        if todo and made >= todo[0]:
+            todo.pop(0)
+            points.append((made, reading()))
+    queue.put({"points": points, "record_bytes": record_bytes, "keys": len(stock.orders)})
+
+
+def _passes(target, n: int, label: str) -> dict:
+    checkpoints = sorted({max(n // d, 1) for d in (8, 4, 2, 1)})
+    ctx = multiprocessing.get_context("spawn")
+    out: dict = {label: n, "checkpoints": checkpoints}
+    for traced in (False, True):
+        queue = ctx.Queue()
+        proc = ctx.Process(target=target, args=(n, checkpoints, traced, queue))
+        proc.start()
+        result = queue.get()
+        proc.join()
+        points = result["points"]
+        xs, ys = [p[0] for p in points[1:]], [p[1] for p in points[1:]]
+        name = "tracemalloc" if traced else "rss"
+        out[name] = {"bytes_at": {str(x): int(y - points[0][1]) for x, y in points[1:]},
+                     "bytes_per_item": round(_slope(xs, ys), 1)}
+        if not traced:
+            out["keys"] = result["keys"]
+            out["changelog_record_bytes_per_item"] = round(result["record_bytes"] / n, 1)
+    return out
+
+
+def order_ids_memory(ids: int) -> dict:
+    """(c): bytes per order id the stock remembers (the CUSTOMS_ORDER_IDS_HOURS window)."""
+    return _passes(_ids_pass, ids, "order_ids")
+
+
 def _hwm_kb(pid: int) -> int | None:
     try:
         with open(f"/proc/{pid}/status") as f:
@@ -228,10 +288,12 @@ def worker_memory(skus: int, partitions: int = 4, timeout: float = 1800.0, log_d
 
 
 def run(skus: int = 1_000_000, worker: bool = True, stock: bool = True, partitions: int = 4,
-        log_dir: str | None = None) -> dict:
+        log_dir: str | None = None, order_ids: int = 0) -> dict:
     out: dict = {"benchmark": "memory", "skus": skus, "python": sys.version.split()[0]}
     if stock:
         out["stock"] = stock_memory(skus)
+    if order_ids:
+        out["order_ids"] = order_ids_memory(order_ids)
     if worker:
         out["worker"] = worker_memory(skus, partitions=partitions, log_dir=log_dir)
     return out
@@ -242,8 +304,11 @@ def run(skus: int = 1_000_000, worker: bool = True, stock: bool = True, partitio
 @click.option("--worker/--no-worker", default=True, show_default=True, help="(b): a real worker on the broker")
 @click.option("--stock/--no-stock", default=True, show_default=True, help="(a): the Stock in-process")
 @click.option("--partitions", default=4, show_default=True)
+@click.option("--order-ids", default=0, show_default=True,
+              help="(c): also the bytes per order id remembered (the CUSTOMS_ORDER_IDS_HOURS window), for this many ids")
 @click.option("--log-dir", default=None, help="keep broker and worker logs here")
-def memory_command(skus, worker, stock, partitions, log_dir):
+def memory_command(skus, worker, stock, partitions, order_ids, log_dir):
     """A worker's memory per SKU: the Stock in-process (RSS and tracemalloc slopes) and a real worker."""
-    click.echo(orjson.dumps(run(skus=skus, worker=worker, stock=stock, partitions=partitions, log_dir=log_dir),
+    click.echo(orjson.dumps(run(skus=skus, worker=worker, stock=stock, partitions=partitions, log_dir=log_dir,
+                                order_ids=order_ids),
                             option=orjson.OPT_INDENT_2).decode())
