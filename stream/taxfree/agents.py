@@ -18,7 +18,7 @@ from stream.runtime.domain import Effects
 from stream.taxfree import claims as claims_contract
 from stream.taxfree import contracts
 from stream.taxfree.claims import ANSWERS, CLAIMS
-from stream.taxfree.decide import Decider, Ledger, Outcome, receipt_key
+from stream.taxfree.decide import Decider, Ledger, Outcome, expanded, receipt_key
 from stream.taxfree.rules import KZ_TIME
 
 DOCUMENTS = "taxfree.documents"
@@ -148,13 +148,17 @@ class TaxfreeDomain:
     rejections = REJECTIONS
     tick_seconds = 10.0  # the validity ends at a day's end; held inputs expire after minutes
 
-    def __init__(self, decider: Decider, metrics=None, partitions: int = 1, lapse_grace_days: int = 14):
+    def __init__(self, decider: Decider, metrics=None, partitions: int = 1, lapse_grace_days: int = 14,
+                 final_days: int = 30):
         self.decider = decider
         self.metrics = metrics
         # The timer refuses a lapsed document this many days after its validity ends: a confirmation
         # stamped in time can reach the operator later (paper copies sit in airport mailboxes emptied
         # weekly), and a refusal is final. The offline `decide --as-of` knows all its input: no grace.
         self.lapse_grace = timedelta(days=lapse_grace_days)
+        # a final document's record is compacted to its tombstone this many days after its final decision
+        # (CUSTOMS_TAXFREE_FINAL_DAYS; decide.tombstone): the ledger grows by tombstones, not whole records
+        self.final_window = timedelta(days=final_days)
         # partitions of the taxfree.* topics (CUSTOMS_TAXFREE_PARTITIONS, default 1; the topic plan creates
         # them with this count): with more than one, receipts are claimed from their partitions (claims.py)
         self.partitions = partitions
@@ -194,10 +198,13 @@ class TaxfreeDomain:
         return self.decider.answer(state, doc["answers"])
 
     def tick(self, state: Ledger, now: float) -> Effects | None:
-        """Refuse what the validity let lapse; reject inputs held too long for a document that never came."""
+        """Refuse what the validity let lapse; reject inputs held too long for a document that never came;
+        compact documents decided finally more than the window ago (one of these per tick, bounded)."""
         today = datetime.fromtimestamp(now, KZ_TIME).date()
         lapsed = self.decider.lapse(state, today - self.lapse_grace, now, self.decider.hold_seconds)
-        return _effects(lapsed or self.decider.expire_parked(state, now), 0, state.partition, self.partitions)
+        outcome = (lapsed or self.decider.expire_parked(state, now)
+                   or self.decider.compact(state, today - self.final_window))
+        return _effects(outcome, 0, state.partition, self.partitions)
 
     def on_delivered(self, counts) -> None:
         if counts is not None and self.metrics is not None:
@@ -208,7 +215,7 @@ class TaxfreeDomain:
         for ledger in list(self.ledgers.values()):
             record = ledger.docs.get(document_id)
             if record is not None:
-                return record
+                return expanded(document_id, record)
         return None
 
     def routes(self, app) -> None:
@@ -239,4 +246,4 @@ def domain(cfg=None) -> TaxfreeDomain:
     from stream.taxfree.metrics import default
 
     return TaxfreeDomain(build_decider(), default(), int(env("CUSTOMS_TAXFREE_PARTITIONS")),
-                         int(env("CUSTOMS_TAXFREE_LAPSE_GRACE_DAYS")))
+                         int(env("CUSTOMS_TAXFREE_LAPSE_GRACE_DAYS")), int(env("CUSTOMS_TAXFREE_FINAL_DAYS")))

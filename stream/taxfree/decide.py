@@ -43,6 +43,41 @@ def qr_digest(qr: str | None) -> str | None:
     return None if qr is None else hashlib.blake2b(qr.encode(), digest_size=16).hexdigest()
 
 
+# What a final document keeps once compacted (CUSTOMS_TAXFREE_FINAL_DAYS after its final decision): what
+# recognises a redelivery (its digest, the confirmation's and cancellation's), what the API shows and
+# checks access by (form, issue time, BIN, buyer_ref, masked passport and card, the decision), and the
+# receipts it still holds (the receipt rule). The figures used to decide (VAT, commission, payment days,
+# validity, the QR digest, the arrival time) go: a final document is never decided again, and the
+# decision it got keeps them.
+_TOMBSTONE = ("digest", "bin", "form", "issued_at", "buyer_ref", "passport", "card", "confirmation",
+              "cancellation", "holds")
+
+
+_REBUILT = ("schema", "document_id", "trading_entity_bin", "buyer_ref")  # a decision's members the record has
+
+
+def tombstone(record: dict) -> dict:
+    """The compact record of a final document (see _TOMBSTONE); its decision without the members
+    `expanded` puts back from the record."""
+    kept = {k: record[k] for k in _TOMBSTONE}
+    kept["receipts"] = record["receipts"] if record["holds"] else []
+    kept["decision"] = {k: v for k, v in record["decision"].items() if k not in _REBUILT}
+    kept["compact"] = True
+    return kept
+
+
+def expanded(document_id: str, record: dict) -> dict:
+    """A record whose decision is whole (a tombstone's is put together again, in the decision's order)."""
+    if not record.get("compact"):
+        return record
+    d = record["decision"]
+    decision = {"schema": "taxfree-decision/1", "document_id": document_id, "decision": d["decision"],
+                "reasons": d["reasons"], "vat": d["vat"], "commission": d["commission"], "refund": d["refund"],
+                "pay_from": d["pay_from"], "pay_by": d["pay_by"], "trading_entity_bin": record["bin"],
+                "decided_on": d["decided_on"], "buyer_ref": record["buyer_ref"]}
+    return {**record, "decision": decision}
+
+
 def kz_date(timestamp: str) -> date:
     return contracts.timestamp_of(timestamp).astimezone(KZ_TIME).date()
 
@@ -70,6 +105,8 @@ class Ledger:
         # confirmations and cancellations that arrived before their document (the input topics are
         # read independently, so a backlog can deliver them first): document_id -> [parked input]
         self.parked: dict[str, list[dict]] = {}
+        # final documents not yet compacted, by the day of their final decision (ordinal) -> ids
+        self.final_by_day: dict[int, set[str]] = {}
 
     def apply(self, body: dict) -> None:
         for step in body.get("steps", ()):  # a page: its items' bodies in order
@@ -93,10 +130,21 @@ class Ledger:
             if record["holds"]:
                 for key in record["receipts"]:
                     self.receipts.setdefault(key, document_id)
-            if record["decision"]["decision"] == "pending" and not record.get("awaiting"):
-                self.pending[document_id] = record["valid_to"]
+            decision = record["decision"]
+            if decision["decision"] == "pending":
+                if not record.get("awaiting"):
+                    self.pending[document_id] = record["valid_to"]
+                continue
+            self.pending.pop(document_id, None)
+            day = date.fromisoformat(decision["decided_on"]).toordinal()
+            if record.get("compact"):
+                bucket = self.final_by_day.get(day)
+                if bucket is not None:
+                    bucket.discard(document_id)
+                    if not bucket:
+                        del self.final_by_day[day]
             else:
-                self.pending.pop(document_id, None)
+                self.final_by_day.setdefault(day, set()).add(document_id)
 
     def snapshot(self) -> dict:
         body = {"v": RECORD_VERSION, "docs": dict(self.docs), "park": {k: list(v) for k, v in self.parked.items()}}
@@ -106,7 +154,7 @@ class Ledger:
 
     def decision(self, document_id: str) -> dict | None:
         record = self.docs.get(document_id)
-        return None if record is None else record["decision"]
+        return None if record is None else expanded(document_id, record)["decision"]
 
 
 @dataclass
@@ -513,6 +561,21 @@ class Decider:
             changes[document_id] = record
             decisions.append(record["decision"])
         return Outcome({"v": RECORD_VERSION, "docs": changes}, decisions)
+
+    # -- compaction ----------------------------------------------------------------------------
+
+    def compact(self, ledger: Ledger, before: date, limit: int = LAPSE_CHUNK) -> Outcome | None:
+        """The records of documents finally decided before `before`, as tombstones (no output)."""
+        cutoff = before.toordinal()
+        due = []
+        for day in sorted(d for d in ledger.final_by_day if d < cutoff):
+            due.extend(sorted(ledger.final_by_day[day]))
+            if len(due) >= limit:
+                break
+        if not due:
+            return None
+        return Outcome({"v": RECORD_VERSION, "docs": {document_id: tombstone(ledger.docs[document_id])
+                                                      for document_id in due[:limit]}})
 
 
 def _decision(document_id: str, record: dict, reasons: set[str], decided_on: date, final: bool = False) -> dict:
