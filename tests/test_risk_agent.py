@@ -19,7 +19,7 @@ from stream.audit.risk_score import RiskState, Scorer
 from stream.declaration.engine import Assessor
 from stream.declaration.v2 import DeclarationBuilder, Source
 from stream.rules import load_rules
-from stream.runtime.topics import DECLARATIONS, REJECTIONS, RISK_HITS
+from stream.runtime.topics import DECLARATIONS, REJECTIONS, RISK_DECLARATIONS, RISK_HITS
 from tests.fixtures.harness import DomainHarness, FakeOutputs
 from tests.schema_oracle import schema_validator
 
@@ -228,3 +228,88 @@ def test_rows_for_clickhouse(assessor, declarations):
     assert all(isinstance(r[5], int) for r in rows["risk_scores"]) and all(r[-1] == 2 for r in rows["risk_hits"])
     with pytest.raises((TypeError, ValueError)):
         convert("risk_score", [{**outs[0], "revenue_at_risk": 12.5}], Source(RISK_HITS, 0))
+
+
+# -- pages: what the router (stream/audit/risk_route.py) writes to risk.declarations --------------------------
+
+def page_of(declarations) -> bytes:
+    return b'{"schema":"page/1","items":[' + b",".join(orjson.dumps(d) for d in declarations) + b"]}"
+
+
+def test_pages_score_like_the_offline_scorer_one_record_each(assessor, declarations):
+    expected = [o for o in offline(assessor, declarations) if o["hits"] or o["selected"] is not None]
+    registry = CollectorRegistry()
+    with harness(assessor, registry) as h:
+        for start in range(0, len(declarations), 97):
+            h.feed(RISK_DECLARATIONS, page_of(declarations[start:start + 97]))
+        assert [doc for doc in h.sent(RISK_HITS)] == expected
+        records = [v for _, _, v in h.changelog if v is not None]
+        assert len(records) == -(-len(declarations) // 97)  # one record per page
+        assert h.recovered().state.snapshot() == h.state().snapshot()  # the replay applies each body
+        with harness(assessor) as single:
+            for declaration in declarations:
+                single.feed(DECLARATIONS, declaration)
+            assert h.state().snapshot() == single.state().snapshot()
+    declared = {s.labels["outcome"]: s.value for f in text_string_to_metric_families(generate_latest(registry).decode())
+                for s in f.samples if s.name == "customs_risk_declarations_total"}
+    assert declared["scored"] == len(declarations)
+
+
+def test_a_page_with_bad_items_duplicates_and_repeats(assessor, declarations):
+    with harness(assessor) as h:
+        first = declarations[0]
+        bad = orjson.dumps({**declarations[1], "operator_bin": "12"})
+        twice = orjson.dumps(declarations[2])[:-1] + b',"flow":"parcel"}'  # names a key twice
+        page = (b'{"schema":"page/1","items":[' + orjson.dumps(first) + b"," + orjson.dumps(first) + b"," + bad
+                + b"," + twice + b"," + b'{"schema":"assessment/1","order_id":"X"}' + b"," + b"7" + b","
+                + orjson.dumps(declarations[3]) + b"]}")
+        h.feed(RISK_DECLARATIONS, page)
+        reasons = [doc["reason"] for doc in h.sent(REJECTIONS)]
+        assert reasons == ["invalid_code", "duplicate_key", "not_an_object"]
+        assert h.state().seen.keys() == {first["declaration_id"], declarations[3]["declaration_id"]}
+        h.feed(RISK_DECLARATIONS, page_of(declarations[:4]))  # routed again after a crash: only [1] and [2] are new
+        assert h.state().seen.keys() == {d["declaration_id"] for d in declarations[:4]}
+        h.feed(RISK_DECLARATIONS, b'{"schema":"page/1","items":[]}')
+        assert h.sent(REJECTIONS)[-1]["reason"] in ("empty_lines", "too_many_items", "unknown_schema", "missing_field",
+                                                      "out_of_range")
+        assert h.recovered().state.snapshot() == h.state().snapshot()
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_crash_anywhere_between_pages_recovers_the_indices(assessor, declarations, seed):
+    stream = declarations[:400]
+    pages = [page_of(stream[i:i + 23]) for i in range(0, len(stream), 23)]
+    expected = {o["declaration_id"]: o for o in offline(assessor, stream) if o["hits"] or o["selected"] is not None}
+    with harness(assessor) as reference:
+        for page in pages:
+            reference.feed(RISK_DECLARATIONS, page)
+        expected_state = reference.state().snapshot()
+    rng = random.Random(seed)
+    h = harness(assessor, auto=False)
+    with h:
+        position, crashes = 0, 0
+        while position < len(pages):
+            if h.pipeline.deliveries is not None and h.pipeline.deliveries.full():
+                while h.outputs.waiting:
+                    h.outputs.resolve(0)
+            h.feed(RISK_DECLARATIONS, pages[position], offset=position, drain=False)
+            while h.outputs.waiting and rng.random() < 0.6:
+                h.outputs.resolve(rng.randrange(len(h.outputs.waiting)))
+            if rng.random() < 0.15 and crashes < 4:
+                crashes += 1
+                h.outputs.waiting.clear()
+                h.crash()
+                position = h.pipeline.state(0).offsets.get(RISK_DECLARATIONS, -1) + 1
+                continue
+            position += 1
+        while h.outputs.waiting:
+            h.outputs.resolve(0)
+        h.drain()
+        assert crashes > 0
+        assert h.state().snapshot() == expected_state
+        assert h.recovered().state.snapshot() == expected_state
+        published: dict[str, dict] = {}
+        for topic, _, doc in h.outputs.keyed:
+            if topic == RISK_HITS:
+                assert published.setdefault(doc["declaration_id"], doc) == doc == expected[doc["declaration_id"]]
+        assert set(published) == set(expected)

@@ -15,8 +15,14 @@
 - A redelivered declaration (same id, same content) changes nothing and sends nothing; bad input gets
   a `rejection/1` on `rejections`. A declaration/1 (what the worker wrote before declaration/2) lacks
   what scoring needs: it is counted as `not_v2` and skipped.
+- It reads `risk.declarations`: `declarations` re-keyed by buyer_ref and paged by its router
+  (stream/audit/risk_route.py, an app task of the same worker), so a page of declarations costs one
+  record and one acknowledgement, and a buyer's parcels share a partition. A single declaration (not in
+  a page) is scored alike.
 """
 from __future__ import annotations
+
+import logging
 
 import orjson
 
@@ -24,45 +30,110 @@ from stream.audit.ids import case_id_for
 from stream.audit.risk_metrics import RiskCounts, RiskMetrics
 from stream.audit.risk_score import RiskState, Scorer
 from stream.contracts.reasons import rejection
-from stream.contracts.validate import parse_json_line
+from stream.contracts.validate import parse_json_line, validate_document
 from stream.money import parse_tiyn
 from stream.runtime.domain import Effects
-from stream.runtime.topics import DECLARATIONS, REJECTIONS, RISK_HITS
+from stream.runtime.pages import page_items
+from stream.runtime.topics import REJECTIONS, RISK_DECLARATIONS, RISK_HITS
+
+log = logging.getLogger(__name__)
 
 NAME = "risk"
+_V2 = ("declaration/2",)
 
 
 class RiskDomain:
     name = NAME
-    inputs = (DECLARATIONS,)
+    inputs = (RISK_DECLARATIONS,)
     outputs = (RISK_HITS, REJECTIONS)
 
-    def __init__(self, scorer: Scorer, metrics: RiskMetrics | None = None):
+    def __init__(self, scorer: Scorer, metrics: RiskMetrics | None = None, router=None):
         self.scorer = scorer
         self.metrics = metrics
+        self.router = router  # stream.audit.risk_route.RiskRouter: declarations -> risk.declarations
 
     def new_state(self, partition: int) -> RiskState:
         return RiskState()
+
+    def routes(self, app) -> None:
+        """Called once by the app factory with the Faust app: the router runs beside the agent as an app task
+        (so `customs-stream worker --domains risk` is the whole risk agent)."""
+        if self.router is None:
+            return
+        from stream.audit.risk_route import run_forever
+
+        router = self.router
+
+        async def risk_route():
+            await run_forever(router)
+
+        app.task(risk_route)
 
     def handle(self, state: RiskState, topic: str, key: bytes | None, value: bytes | None, now: float) -> Effects:
         doc = parse_json_line(value) if value is not None else ("malformed_json", "the message has no value")
         if isinstance(doc, tuple):
             return self._rejected(None, *doc)
-        if doc.get("schema") == "assessment/1":
-            return Effects(counts=RiskCounts("not_v2"))
+        if doc.get("schema") == "page/1":
+            return self._page(state, doc)
+        outcome, hits, rejected, body, counts = self._decide(state, doc)
+        outputs = {}
+        if hits is not None:
+            outputs[RISK_HITS] = [hits]
+        if rejected is not None:
+            outputs[REJECTIONS] = [rejected]
+        return Effects(outputs=outputs, body=body, counts=counts)
+
+    def _page(self, state: RiskState, doc: dict) -> Effects:
+        """A page of declarations (what the router writes), scored in order against the state as each one
+        leaves it: every body is applied at once (``RiskState.stage``) and the page's record carries them
+        all, which the state recognises as applied already; a replay applies them one by one."""
+        items = page_items(doc)
+        if isinstance(items, tuple):
+            return self._rejected(None, *items)
+        staged = state.begin_page()
+        hits, rejections, counts = [], [], []
+        for item in items:
+            try:
+                if isinstance(item, dict) and type(item) is not dict:  # an item that names a key twice
+                    problem = validate_document(item, _V2)
+                    if problem is not None:
+                        rejections.append((None, orjson.dumps(rejection(_ref(item), *problem))))
+                        counts.append(RiskCounts("rejected"))
+                        continue
+                outcome, hit, rejected, body, count = self._decide(state, item)
+            except Exception as exc:  # a defect: this declaration is refused, the page goes on
+                log.exception("risk: a declaration of a page failed")
+                detail = f"the declaration could not be scored: {type(exc).__name__}: {exc}"[:500]
+                rejections.append((None, orjson.dumps(rejection(_ref(item), "internal_error", detail))))
+                counts.append(RiskCounts("rejected"))
+                continue
+            if body is not None:
+                state.stage(body)
+            if hit is not None:
+                hits.append(hit)
+            if rejected is not None:
+                rejections.append(rejected)
+            counts.append(count)
+        return Effects(outputs={RISK_HITS: hits, REJECTIONS: rejections}, body={"page": staged} if staged else None,
+                       counts=counts)
+
+    def _decide(self, state: RiskState, doc: object):
+        """(outcome, risk.hits message, rejections message, body, counts) of one declaration."""
+        if isinstance(doc, dict) and doc.get("schema") == "assessment/1":
+            return "not_v2", None, None, None, RiskCounts("not_v2")
         decision = self.scorer.decide(state, doc)
         out = decision.output
         if out is None:
-            return Effects(counts=RiskCounts("duplicate"))
+            return "duplicate", None, None, None, RiskCounts("duplicate")
         if out["schema"] == "rejection/1":
-            return Effects(outputs={REJECTIONS: [(None, orjson.dumps(out))]}, counts=RiskCounts("rejected"))
+            return "rejected", None, (None, orjson.dumps(out)), None, RiskCounts("rejected")
         counts = RiskCounts("scored", [(h["indicator"], parse_tiyn(h["revenue_at_risk"])) for h in out["hits"]],
                             out["selected"],
                             parse_tiyn(out["revenue_at_risk"]) if out["selected"] is not None else 0)
-        outputs = {}
+        hit = None
         if out["hits"] or out["selected"] is not None:
-            outputs[RISK_HITS] = [(case_id_for(out["declaration_id"]).encode(), orjson.dumps(out))]
-        return Effects(outputs=outputs, body=decision.body, counts=counts)
+            hit = (case_id_for(out["declaration_id"]).encode(), orjson.dumps(out))
+        return "scored", hit, None, decision.body, counts
 
     @staticmethod
     def _rejected(ref: str | None, reason: str, detail: str) -> Effects:
@@ -73,16 +144,28 @@ class RiskDomain:
         return None  # nothing runs on a clock: windows move with the declarations' own dates
 
     def on_delivered(self, counts) -> None:
-        if self.metrics is not None and counts is not None:
-            self.metrics.record(counts)
+        if self.metrics is None or counts is None:
+            return
+        for one in counts if isinstance(counts, list) else (counts,):
+            self.metrics.record(one)
+
+
+def _ref(item: object) -> str | None:
+    ref = item.get("declaration_id") if isinstance(item, dict) else None
+    return ref if isinstance(ref, str) else None
 
 
 def domain(cfg=None) -> RiskDomain:
-    """The risk agent for a worker of its own app id (CUSTOMS_RISK_APP_ID), scoring with the rules of ``cfg``."""
+    """The risk agent for a worker of its own app id (CUSTOMS_RISK_APP_ID), scoring with the rules of ``cfg``,
+    with its router from `declarations` (consumer group ``<app id>-route``)."""
     from stream import settings
     from stream.audit.risk_metrics import default_metrics
+    from stream.audit.risk_route import RiskRouter
+    from stream.broker import bootstrap_of
     from stream.declaration.engine import Assessor
     from stream.rules import load_rules
 
     cfg = cfg if cfg is not None else settings.load()
-    return RiskDomain(Scorer(Assessor(load_rules(cfg))), metrics=default_metrics())
+    compression = None if cfg.output_compression in (None, "", "none") else cfg.output_compression
+    router = RiskRouter(bootstrap_of(cfg.broker), f"{cfg.app_id}-route", cfg.page_bytes, compression=compression)
+    return RiskDomain(Scorer(Assessor(load_rules(cfg))), metrics=default_metrics(), router=router)

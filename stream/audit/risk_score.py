@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import logging
 import math
 from dataclasses import dataclass
 from decimal import Decimal
@@ -38,6 +39,8 @@ from stream.contracts.reasons import rejection
 from stream.declaration.engine import Assessor
 from stream.declaration.v2 import validate_declaration_v2
 from stream.money import MICRO, format_micro, format_tiyn, micro, parse_tiyn
+
+log = logging.getLogger(__name__)
 
 SCHEMA = "risk-score/1"
 INDICATORS = ("undervaluation", "splitting", "misclassification", "weight_mismatch", "trader_risk")
@@ -68,11 +71,37 @@ class RiskState:
         self.traders: dict[str, dict[int, list[int]]] = {}  # "operator:<bin>" | "marketplace:<name>" -> day -> [n, hits]
         self.selected: dict[int, int] = {}                # day ordinal -> declarations selected by risk
         self.day = 0                                      # the latest declaration day applied (ordinal)
+        self._staged: list[dict] | None = None            # bodies of the page being scored, applied already
+
+    # A page is scored declaration by declaration, each against the state the previous one left: the agent
+    # stages each body (applied at once) and the page's body {"page": [bodies]} is then applied by the
+    # runtime, which finds them applied (the very list staged) and does nothing; a replay of the
+    # record (a state rebuilt from the changelog) applies them one by one, to the same state.
+    def begin_page(self) -> list[dict]:
+        if self._staged:
+            log.error("risk state: a page's %d staged bodies were never recorded", len(self._staged))
+        self._staged = []
+        return self._staged
+
+    def stage(self, body: dict) -> None:
+        self._apply_one(body)
+        self._staged.append(body)
 
     def apply(self, body: dict) -> None:
         if body.get("snapshot"):
             self._restore(body)
             return
+        page = body.get("page")
+        if page is not None:
+            if page is self._staged:
+                self._staged = None  # staged live: applied already
+                return
+            for one in page:
+                self._apply_one(one)
+            return
+        self._apply_one(body)
+
+    def _apply_one(self, body: dict) -> None:
         day = body["day"]
         if day > self.day:
             self._expire(day, body["keep"])
