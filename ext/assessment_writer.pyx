@@ -8,6 +8,7 @@ from cpython.bytes cimport PyBytes_FromStringAndSize
 from cpython.unicode cimport PyUnicode_AsUTF8AndSize
 from libc.stdlib cimport malloc, realloc, free
 from libc.string cimport memcpy
+from libc.stdint cimport int64_t
 
 import orjson
 
@@ -65,6 +66,41 @@ cdef int _str(Buf *b, object value) except -1:
     return 0
 
 
+cdef int _tiyn(Buf *b, int64_t amount) except -1:
+    """An amount in tiyn as a JSON string of KZT with two decimals ("1234.05", "-0.50"), as
+    stream.money.format_tiyn writes it."""
+    cdef char digits[24]
+    cdef int n = 0, i
+    cdef bint negative = amount < 0
+    cdef unsigned long long value = <unsigned long long>(-amount) if negative else <unsigned long long>amount
+    digits[n] = <char>(48 + value % 10)
+    value //= 10
+    digits[n + 1] = <char>(48 + value % 10)
+    value //= 10
+    n = 2
+    while True:
+        digits[n] = <char>(48 + value % 10)
+        n += 1
+        value //= 10
+        if value == 0:
+            break
+    _grow(b, n + 4)
+    b.data[b.size] = 34
+    b.size += 1
+    if negative:
+        b.data[b.size] = 45
+        b.size += 1
+    for i in range(n - 1, 1, -1):
+        b.data[b.size] = digits[i]
+        b.size += 1
+    b.data[b.size] = 46
+    b.data[b.size + 1] = digits[1]
+    b.data[b.size + 2] = digits[0]
+    b.data[b.size + 3] = 34
+    b.size += 4
+    return 0
+
+
 cdef inline int _key(Buf *b, const char *key) except -1:
     """`,"key":` with the comma (keys are ASCII literals without escapes)."""
     cdef Py_ssize_t n = 0
@@ -74,14 +110,16 @@ cdef inline int _key(Buf *b, const char *key) except -1:
 
 
 def assessment_lines(list rows, list order_id, list flow, list declared_at, list rule_set, list fx,
-                     list customs_value, list duty, list excise, list vat, list total, list flags, list starts,
-                     list stops, list sku, list hs_code, list hs_source, list line_value, list line_duty,
-                     list line_excise, list line_vat):
+                     const int64_t[::1] customs_value, const int64_t[::1] duty, const int64_t[::1] excise,
+                     const int64_t[::1] vat, const int64_t[::1] total, list flags, list starts, list stops,
+                     list sku, list hs_code, list hs_source, const int64_t[::1] line_value,
+                     const int64_t[::1] line_duty, const int64_t[::1] line_excise, const int64_t[::1] line_vat):
     """One assessment/1 JSON line (ending in a newline) for each order index in ``rows``.
 
     Per order k: order_id, flow, declared_at, rule_set, fx (a dict currency -> rate text), the five
-    totals as text, flags (a list of strings) and its lines starts[k]:stops[k]; per line: sku, hs_code,
-    hs_source and the four amounts as text."""
+    totals in tiyn (int64 arrays), flags (a list of strings) and its lines starts[k]:stops[k]; per line:
+    sku, hs_code, hs_source and the four amounts in tiyn (int64 arrays). Amounts are written as
+    stream.money.format_tiyn writes them."""
     cdef Buf b
     cdef Py_ssize_t k, i, start, stop
     cdef bint first
@@ -112,15 +150,15 @@ def assessment_lines(list rows, list order_id, list flow, list declared_at, list
                 _raw(&b, ":", 1)
                 _str(&b, rate)
             _key(&b, '},"customs_value":')
-            _str(&b, customs_value[k])
+            _tiyn(&b, customs_value[k])
             _key(&b, ',"duty":')
-            _str(&b, duty[k])
+            _tiyn(&b, duty[k])
             _key(&b, ',"excise":')
-            _str(&b, excise[k])
+            _tiyn(&b, excise[k])
             _key(&b, ',"vat":')
-            _str(&b, vat[k])
+            _tiyn(&b, vat[k])
             _key(&b, ',"total":')
-            _str(&b, total[k])
+            _tiyn(&b, total[k])
             _key(&b, ',"lines":[')
             start = starts[k]
             stop = stops[k]
@@ -134,13 +172,13 @@ def assessment_lines(list rows, list order_id, list flow, list declared_at, list
                 _key(&b, ',"hs_source":')
                 _str(&b, hs_source[i])
                 _key(&b, ',"value":')
-                _str(&b, line_value[i])
+                _tiyn(&b, line_value[i])
                 _key(&b, ',"duty":')
-                _str(&b, line_duty[i])
+                _tiyn(&b, line_duty[i])
                 _key(&b, ',"excise":')
-                _str(&b, line_excise[i])
+                _tiyn(&b, line_excise[i])
                 _key(&b, ',"vat":')
-                _str(&b, line_vat[i])
+                _tiyn(&b, line_vat[i])
                 _raw(&b, "}", 1)
             _key(&b, '],"flags":[')
             first = True

@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import orjson
 
+from stream.money import format_tiyn
+
 
 def assessment_dict(k: int, order_id, flow, declared_at, rule_set, fx, customs_value, duty, excise, vat, total,
                     flags, starts, stops, sku, hs_code, hs_source, line_value, line_duty, line_excise,
                     line_vat) -> dict:
-    """The assessment/1 document of order ``k`` (see `assessment_lines` for the columns)."""
+    """The assessment/1 document of order ``k`` (the columns of `assessment_lines`, amounts as text:
+    `amounts_as_text`)."""
     return {
         "schema": "assessment/1",
         "order_id": order_id[k],
@@ -32,11 +35,26 @@ def assessment_dict(k: int, order_id, flow, declared_at, rule_set, fx, customs_v
     }
 
 
+AMOUNT_COLUMNS = (5, 6, 7, 8, 9, 16, 17, 18, 19)  # the positions of the amounts among the columns
+
+
+def amounts_as_text(columns, format_column=None) -> list:
+    """The columns with each amount column (tiyn) as KZT strings, as `assessment_dict` takes them."""
+    if format_column is None:
+        def format_column(amounts):
+            return [format_tiyn(int(amount)) for amount in amounts]
+    columns = list(columns)
+    for position in AMOUNT_COLUMNS:
+        columns[position] = format_column(columns[position])
+    return columns
+
+
 def assessment_lines(rows, *columns) -> list[bytes]:
     """One assessment/1 JSON line (ending in a newline) for each order index in ``rows``.
 
     Per order k: order_id, flow, declared_at, rule_set, fx (a dict currency -> rate text), the five
-    totals as text, flags (a list of strings) and its lines starts[k]:stops[k]; per line: sku, hs_code,
-    hs_source and the four amounts as text."""
+    totals in tiyn (int64 arrays), flags (a list of strings) and its lines starts[k]:stops[k]; per line:
+    sku, hs_code, hs_source and the four amounts in tiyn (int64 arrays)."""
     dumps = orjson.dumps
-    return [dumps(assessment_dict(k, *columns)) + b"\n" for k in rows]
+    text = amounts_as_text(columns)
+    return [dumps(assessment_dict(k, *text)) + b"\n" for k in rows]

@@ -20,14 +20,16 @@ from stream._gc import gc_paused
 from stream.contracts.reasons import rejection
 from stream.contracts.validate import ref_of, validate_request
 from stream.core.assess import DEFAULT as DEFAULT_KERNEL, AssessKernel
-from stream.core.fixed import STATUS_MISSING_VOLUME, STATUS_OK, format_micro, micro
-from stream.declaration._writer_py import assessment_dict
+from stream.core.fixed import STATUS_MISSING_VOLUME, STATUS_OK, format_micro
+from stream.declaration._writer_py import amounts_as_text, assessment_dict
 from stream.rules import Rules
 from stream.rules.fx import RateNotFound
 
 # assessment/1 lines from the columns: compiled (ext/assessment_writer.pyx) or the twin (orjson.dumps of
 # the dicts `assess` returns), held equal byte for byte
 writer = load_kernel("writer", "stream.declaration._writer", "stream.declaration._writer_py")
+# the line columns of a batch of validated requests: compiled (ext/request_columns.pyx) or the twin
+columns = load_kernel("request_columns", "stream.declaration._columns", "stream.declaration._columns_py")
 
 KAZAKHSTAN_UTC_OFFSET = dt.timedelta(hours=5)
 _OFFSET = re.compile(r"([+-])([0-9]{2}):([0-9]{2})$")
@@ -67,7 +69,7 @@ def is_nomenclature_code(code: object) -> bool:
     return isinstance(code, str) and _HS_CODE.fullmatch(code) is not None and code[:2] not in _RESERVED_CHAPTERS
 
 
-@dataclass
+@dataclass(slots=True)
 class AcceptedRequest:
     """Bookkeeping of one accepted document while its batch is assessed."""
 
@@ -75,11 +77,13 @@ class AcceptedRequest:
     doc: dict
     flow: str
     declared_at: dt.date
+    declared_text: str
     rule_set: Any
     eur_fx6: int
     fx_used: dict[str, int]
     first_line: int
     line_count: int
+    fx_text: dict[str, str]
     flags: list[str] = field(default_factory=list)
 
 
@@ -104,8 +108,9 @@ class Assessor:
         self._classifier = classifier
         self._tariff_rows: dict[str, int] = {}
         self._declared_rows = _Memo()  # declared code -> tariff row, -1 when it must be classified
-        self._micro = _Memo()  # decimal string -> micro-units
         self._rate_text = _Memo()  # micro-units -> "545.10"
+        self._dates = _Memo()  # declared_at, or the date part of an ordered_at in Kazakhstan time -> date
+        self._fx = _Memo()  # (date, the order's currencies) -> (rates used, their texts)
 
     @property
     def classifier(self):
@@ -142,29 +147,33 @@ class Assessor:
 
     def _assess(self, docs: Sequence[Any], validated: bool, as_lines: bool) -> list:
         results: list = [None] * len(docs)
-        orders: list[AcceptedRequest] = []
-        batch = _Lines()
-        for index, doc in enumerate(docs):
-            problem = None if validated else validate_request(doc)
-            if problem is not None:
-                results[index] = rejection(ref_of(doc), *problem)
-                continue
-            try:
-                orders.append(self._collect(index, doc, batch))
-            except Rejected as rejected:
-                batch.truncate(orders[-1].first_line + orders[-1].line_count if orders else 0)
-                results[index] = rejection(doc["order_id"], rejected.reason, rejected.detail)
+        if validated:
+            indices, accepted = range(len(docs)), list(docs)
+        else:
+            indices, accepted = [], []
+            for index, doc in enumerate(docs):
+                problem = validate_request(doc)
+                if problem is not None:
+                    results[index] = rejection(ref_of(doc), *problem)
+                    continue
+                indices.append(index)
+                accepted.append(doc)
+        orders, batch = self._collect(indices, accepted, results) if accepted else ([], None)
         if orders:
             rows, hs_code, hs_source = self._classify(batch, orders)
-            rejected, good, columns = self._compute(orders, batch, rows, hs_code, hs_source)
+            rejected, good, output = self._compute(orders, batch, rows, hs_code, hs_source)
             for index, result in rejected:
                 results[index] = result
             if as_lines:
-                for k, line in zip(good, writer.assessment_lines(good, *columns)):
+                for k, line in zip(good, writer.assessment_lines(good, *output)):
                     results[orders[k].index] = line
             else:
+                output = amounts_as_text(output, self.kernel.format_tiyn_column)
+                output[4] = [dict(texts) for texts in output[4]]  # each result its own fx dict
                 for k in good:
-                    results[orders[k].index] = assessment_dict(k, *columns)
+                    results[orders[k].index] = assessment_dict(k, *output)
+            if as_lines and len(good) == len(docs):
+                return results
         if as_lines:
             dumps = orjson.dumps
             for index, result in enumerate(results):
@@ -172,45 +181,80 @@ class Assessor:
                     results[index] = dumps(result) + b"\n"
         return results
 
-    def _collect(self, index: int, doc: dict, batch: "_Lines") -> AcceptedRequest:
-        fx = self.rules.fx
+    def _collect(self, indices: list[int], docs: list, results: list) -> tuple[list["AcceptedRequest"], "_Lines"]:
+        """The accepted orders and their lines' columns; an order refused here gets its rejection in
+        ``results`` and its lines are dropped."""
+        counts, qty, price6, weight6, volume6, lines, currency, hs_code, sku, currencies = (
+            columns.request_columns(docs))
+        orders: list[AcceptedRequest] = []
+        order = self._order
+        first = 0
+        dropped = None
+        for k, line_count in enumerate(counts.tolist()):
+            doc = docs[k]
+            try:
+                orders.append(order(indices[k], doc, currencies[k], first, line_count))
+            except Rejected as rejected:
+                results[indices[k]] = rejection(doc["order_id"], rejected.reason, rejected.detail)
+                if dropped is None:
+                    dropped = np.zeros(len(docs), dtype=bool)
+                dropped[k] = True
+                continue
+            first += line_count
+        if dropped is not None:
+            keep = np.repeat(~dropped, counts)
+            qty, price6, weight6, volume6 = qty[keep], price6[keep], weight6[keep], volume6[keep]
+            counts = counts[~dropped]
+            keep_list = keep.tolist()
+            lines, currency, hs_code, sku = ([item for item, kept in zip(column, keep_list) if kept]
+                                             for column in (lines, currency, hs_code, sku))
+        fx6 = columns.line_rates([o.fx_used for o in orders], counts, currency) if orders else counts
+        return orders, _Lines(lines, qty, price6, fx6, weight6, volume6, hs_code, sku)
+
+    def _order(self, index: int, doc: dict, currencies: tuple, first_line: int, line_count: int) -> "AcceptedRequest":
+        """One validated document's bookkeeping: its declaration date, rule set and exchange rates."""
         flow = doc["flow"]
         declared_text = doc.get("declared_at")
-        try:
-            declared_at = dt.date.fromisoformat(declared_text) if declared_text else declared_date(doc["ordered_at"])
-        except (ValueError, OverflowError):  # RFC 3339 allows years Python's calendar does not (0000, 9999+5h)
-            raise Rejected("invalid_date", f"declaration date out of range: {declared_text or doc['ordered_at']!r}")
+        dates = self._dates
+        if declared_text:
+            key = declared_text
+        else:
+            ordered_at = doc["ordered_at"]
+            key = ordered_at[:10] if ordered_at.endswith("+05:00") else ordered_at  # the usual case: KZ time
+        known = dates.get(key)
+        if known is None:
+            try:
+                day = dt.date.fromisoformat(declared_text) if declared_text else declared_date(doc["ordered_at"])
+            except (ValueError, OverflowError):  # RFC 3339 allows years Python's calendar does not (0000, 9999+5h)
+                raise Rejected("invalid_date",
+                               f"declaration date out of range: {declared_text or doc['ordered_at']!r}") from None
+            known = dates.remember(key, (day, day.isoformat()))
+        declared_at, declared_iso = known
         rule_set = self.rules.rule_sets.in_force(flow, declared_at)
         if rule_set is None:
             raise Rejected("no_rule_set", f"no {flow} rule set is in force on {declared_at.isoformat()}")
-        memo, parse = self._micro, self._micro.remember
-        lines, qty, price6, fx6, weight6, volume6 = (batch.lines, batch.qty, batch.price6, batch.fx6, batch.weight6,
-                                                     batch.volume6)
-        first_line = len(lines)
-        try:
-            eur_fx6 = fx.rate_micro("EUR", declared_at)
-            fx_used = {"EUR": eur_fx6}
-            for line in doc["lines"]:
-                currency = line["currency"]
-                rate = fx_used.get(currency)
-                if rate is None:
-                    rate = fx_used[currency] = fx.rate_micro(currency, declared_at)
-                lines.append(line)
-                qty.append(int(line["qty"]))
-                text = line["unit_price"]
-                price6.append(memo.get(text) or parse(text, micro(text)))
-                fx6.append(rate)
-                text = line["unit_weight_kg"]
-                weight6.append(memo.get(text) or parse(text, micro(text)))
-                text = line.get("unit_volume_l")
-                volume6.append(-1 if text is None else memo.get(text) or parse(text, micro(text)))
-        except RateNotFound as missing:
-            raise Rejected(missing.reason, missing.detail) from None
-        return AcceptedRequest(index, doc, flow, declared_at, rule_set, eur_fx6, fx_used, first_line, len(doc["lines"]))
+        key = (declared_at, currencies)
+        known = self._fx.get(key)
+        if known is None:
+            fx = self.rules.fx
+            try:  # EUR first, then the lines' currencies in order: the first one missing is the rejection
+                fx_used = {"EUR": fx.rate_micro("EUR", declared_at)}
+                for currency in currencies:
+                    if currency not in fx_used:
+                        fx_used[currency] = fx.rate_micro(currency, declared_at)
+            except RateNotFound as missing:
+                raise Rejected(missing.reason, missing.detail) from None
+            rate_text = self._rate_text
+            known = self._fx.remember(key, (fx_used, {
+                currency: rate_text.get(rate) or rate_text.remember(rate, format_micro(rate))
+                for currency, rate in fx_used.items()}))
+        fx_used, fx_text = known
+        return AcceptedRequest(index, doc, flow, declared_at, declared_iso, rule_set, fx_used["EUR"], fx_used,
+                               first_line, line_count, fx_text)
 
     def _classify(self, batch: "_Lines", orders: list[AcceptedRequest]) -> tuple[list[int], list, list[str]]:
         """Every line's tariff row, HS code and its source: declared when valid, else classified."""
-        hs_code = [line.get("hs_code") for line in batch.lines]
+        hs_code = batch.hs_code
         declared_row = self._declared_row
         rows = [declared_row(code) for code in hs_code]
         hs_source = ["declared"] * len(rows)
@@ -222,17 +266,17 @@ class Assessor:
                                                            [lines[i].get("category") for i in pending])
         from stream.classify import LOW_CONFIDENCE_PERMILLE
 
-        low = set()
-        for i, code, permille in zip(pending, codes, confidence.tolist()):
+        tariff_row = self._tariff_row
+        for i, code in zip(pending, codes):
             hs_code[i] = code
             hs_source[i] = "classified"
-            rows[i] = self._tariff_row(code)
-            if permille < LOW_CONFIDENCE_PERMILLE:
-                low.add(i)
-        if low:
-            for order in orders:
-                if any(i in low for i in range(order.first_line, order.first_line + order.line_count)):
-                    order.flags.append(LOW_CONFIDENCE_FLAG)
+            rows[i] = tariff_row(code)
+        low = np.zeros(len(rows), dtype=np.int64)
+        low[np.asarray(pending, dtype=np.int64)] = np.asarray(confidence) < LOW_CONFIDENCE_PERMILLE
+        if low.any():
+            starts = np.array([order.first_line for order in orders], dtype=np.int64)
+            for k in np.flatnonzero(np.add.reduceat(low, starts)).tolist():
+                orders[k].flags.append(LOW_CONFIDENCE_FLAG)
         return rows, hs_code, hs_source
 
     def _compute(self, orders: list[AcceptedRequest], batch: "_Lines", row_list: list[int], hs_code: list, hs_source: list):
@@ -242,10 +286,7 @@ class Assessor:
         # A user's tariff may lack the chapter of a classified code: those orders are rejected below.
         no_rate = rows < 0
         rows[no_rate] = 0
-        qty = np.array(batch.qty, dtype=np.int64)
-        price6 = np.array(batch.price6, dtype=np.int64)
-        fx6 = np.array(batch.fx6, dtype=np.int64)
-        weight6 = np.array(batch.weight6, dtype=np.int64)
+        qty, price6, fx6, weight6 = batch.qty, batch.price6, batch.fx6, batch.weight6
         value = np.zeros(n, dtype=np.int64)
         duty = np.zeros(n, dtype=np.int64)
         excise = np.zeros(n, dtype=np.int64)
@@ -263,7 +304,7 @@ class Assessor:
             counts = line_counts[warehouse_orders]
             out = self.kernel.warehouse_lines(
                 qty=qty[pick], price6=price6[pick], fx6=fx6[pick], unit_weight6=weight6[pick],
-                unit_volume6=np.array(batch.volume6, dtype=np.int64)[pick],
+                unit_volume6=batch.volume6[pick],
                 ad_valorem_pct6=tariff.ad_valorem_pct6[r], specific_eur6=tariff.specific_eur6[r],
                 specific_unit=tariff.specific_unit[r], combine=tariff.combine[r], excise_kzt6=tariff.excise_kzt6[r],
                 excise_unit=tariff.excise_unit[r],
@@ -296,12 +337,7 @@ class Assessor:
         totals = [np.add.reduceat(column, starts) for column in (value, duty, excise, vat)]
         order_bad = np.add.reduceat(line_status != STATUS_OK, starts) > 0
         order_bad |= order_status != STATUS_OK
-        text = self.kernel.format_tiyn_column
-        value_t, duty_t, excise_t, vat_t = (text(column) for column in (value, duty, excise, vat))
-        total_value_t, total_duty_t, total_excise_t, total_vat_t = (text(column) for column in totals)
-        total_t = text(totals[1] + totals[2] + totals[3])
-        skus = [line["sku"] for line in batch.lines]
-        rate_text = self._rate_text
+        total = totals[1] + totals[2] + totals[3]
         rejected = []
         if order_bad.any():
             status_list = line_status.tolist()
@@ -316,19 +352,18 @@ class Assessor:
                     good.append(k)
         else:
             good = list(range(len(orders)))
-        columns = (
+        output = [
             [order.doc["order_id"] for order in orders],
             [order.flow for order in orders],
-            [order.declared_at.isoformat() for order in orders],
+            [order.declared_text for order in orders],
             [order.rule_set.id for order in orders],
-            [{currency: rate_text.get(rate) or rate_text.remember(rate, format_micro(rate))
-              for currency, rate in order.fx_used.items()} for order in orders],
-            total_value_t, total_duty_t, total_excise_t, total_vat_t, total_t,
+            [order.fx_text for order in orders],
+            *totals, total,
             [order.flags for order in orders],
             starts.tolist(), (starts + line_counts).tolist(),
-            skus, hs_code, hs_source, value_t, duty_t, excise_t, vat_t,
-        )
-        return rejected, good, columns
+            batch.sku, hs_code, hs_source, value, duty, excise, vat,
+        ]
+        return rejected, good, output
 
     @staticmethod
     def _rejected(order: AcceptedRequest, start: int, stop: int, status: list[int], hs_code: list) -> dict:
@@ -344,15 +379,10 @@ class Assessor:
 
 
 class _Lines:
-    """Line facts of a batch, appended document by document (plain lists: cheapest to append)."""
+    """Line facts of a batch: the kernel's int64 columns, the lines themselves, their codes and SKUs."""
 
-    __slots__ = ("lines", "qty", "price6", "fx6", "weight6", "volume6")
+    __slots__ = ("lines", "qty", "price6", "fx6", "weight6", "volume6", "hs_code", "sku")
 
-    def __init__(self):
-        for name in self.__slots__:
-            setattr(self, name, [])
-
-    def truncate(self, length: int) -> None:
-        """Drop the lines of a document rejected half-way through collection."""
-        for name in self.__slots__:
-            del getattr(self, name)[length:]
+    def __init__(self, lines, qty, price6, fx6, weight6, volume6, hs_code, sku):
+        self.lines, self.qty, self.price6, self.fx6, self.weight6, self.volume6 = lines, qty, price6, fx6, weight6, volume6
+        self.hs_code, self.sku = hs_code, sku

@@ -1,14 +1,15 @@
 """Warehouse intake: one input message (a `page/1` or a single document) into a stock transaction.
 
-Every item is parsed and validated against its contract; an invalid item becomes `rejection/1` and
-the page's other items go on.
+Every item is parsed and validated against its contract by the feed reader (stream/contracts/reader.py:
+compiled fast path, the pure validators for anything it cannot vouch for); an invalid item becomes
+`rejection/1` and the page's other items go on.
 """
 from __future__ import annotations
 
 import logging
 
-from stream.contracts.validate import parse_json_line, ref_of, validate_document
-from stream.runtime.pages import page_items
+from stream.contracts.reader import Rejection, read_message
+from stream.contracts.validate import ref_of
 from stream.runtime.topics import INBOUND, ORDERS
 from stream.warehouse.stock import Txn
 
@@ -29,19 +30,11 @@ def parse_message(raw: bytes | None, topic: str, txn: Txn, key: bytes | None = N
     if raw is None:
         txn.reject(None, "malformed_json", "empty message")
         return 1
-    doc = parse_json_line(raw)
-    if isinstance(doc, tuple):
-        txn.reject(None, *doc)
-        return 1
-    items = page_items(doc)
-    if isinstance(items, tuple):
-        txn.reject(ref_of(doc), *items)
-        return 1
+    items = read_message(raw, expected)  # items of any feed contract are validated; the topic's is checked below
     accept = txn.receive if expected == "goods-manifest/1" else txn.order
     for item in items:
-        problem = validate_document(item)
-        if problem is not None:
-            txn.reject(ref_of(item), *problem)
+        if item.__class__ is Rejection:
+            txn.reject(*item)
             continue
         if item["schema"] != expected:
             txn.reject(ref_of(item), "unknown_schema",
