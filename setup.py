@@ -17,6 +17,7 @@ EXTENSIONS = {
     "stream.warehouse._columns": "ext/columns.pyx",
     "stream.contracts._feedscan": "ext/feedscan.pyx",  # the feed reader's duplicate-key scan
     "stream.declaration._writer": "ext/assessment_writer.pyx",  # assessment/1 bytes from the engine's columns
+    "stream.declaration._columns": "ext/request_columns.pyx",  # the engine's line columns from validated requests
 }
 
 COMPILER_DIRECTIVES = {
