@@ -580,3 +580,11 @@ def test_no_date_makes_the_decider_raise(issued, receipt, confirmed, passport):
     run = Run().feed(d, samples.confirmation(d, at=confirmed), samples.cancellation(d, at=confirmed))
     run.end().lapse(date(2999, 12, 31))
     assert all(r["reason"] in REASONS for r in run.rejections)
+
+
+@given(st.integers(0, 10**15), st.decimals(min_value=0, max_value=20, places=3, allow_nan=False, allow_infinity=False))
+def test_commission_in_integers_equals_percent_of(vat, pct):
+    from stream.money import percent_of
+    from stream.taxfree.decide import commission_of
+
+    assert commission_of(vat, pct) == percent_of(vat, pct)
