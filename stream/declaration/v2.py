@@ -19,6 +19,7 @@ import re
 from typing import NamedTuple, Sequence
 
 from stream.contracts import validate as _v
+from stream.declaration import ids as _ids
 from stream.declaration.ids import declaration_id
 from stream.money import format_micro, micro
 from stream.settings import env
@@ -66,6 +67,9 @@ class DeclarationBuilder:
         # line weights of the (qty, unit weight) pairs seen: both are per-declaration costs on the hot path
         self._keyed = hmac.new(self.secret, digestmod=hashlib.sha256)
         self._weights: dict[tuple[int, str], str] = {}
+        # for the compiled writer: HMAC-SHA256's inner and outer hashes keyed once (RFC 2104), and the
+        # declaration-id hash seeded with its namespace (stream/declaration/ids.py)
+        self._hashers = (*_hmac_pads(self.secret), _ids._SEEDED)
 
     def _buyer_ref(self, iin: str) -> str:
         keyed = self._keyed.copy()
@@ -134,17 +138,15 @@ class DeclarationBuilder:
         categories = [line.get("category") for s in sources for line in s.request["lines"]]
         codes, permille = self.classifier.classify_batch(descriptions, categories) if descriptions else ([], [])
         confidence = permille.tolist() if descriptions else []
-        write = _writer().declaration
-        weight, weights = self._weight, self._weights
-        out = []
-        at = 0
-        for source in sources:
-            lines = source.request["lines"]
-            count = len(lines)
-            out.append(write(self._head(source), source.assessment, lines, codes[at:at + count],
-                             confidence[at:at + count], weights, weight))
-            at += count
-        return out
+        return _writer().declarations(list(sources), list(codes), confidence, self._weights, self._weight,
+                                      self._head, self._hashers)
+
+
+def _hmac_pads(secret: bytes):
+    """HMAC-SHA256 of ``secret`` as two keyed hashes: ``outer.update(inner.update(m).digest())``."""
+    key = hashlib.sha256(secret).digest() if len(secret) > 64 else secret
+    key = key.ljust(64, b"\0")
+    return (hashlib.sha256(bytes(b ^ 0x36 for b in key)), hashlib.sha256(bytes(b ^ 0x5C for b in key)))
 
 
 def _writer():

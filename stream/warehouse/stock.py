@@ -25,7 +25,7 @@ from stream.contracts.reasons import rejection
 from stream.declaration.ids import declaration_id
 from stream.declaration.v2 import Source
 from stream.warehouse._columns_py import movement_doc
-from stream.warehouse.columns import kernel as _columns, reserve as reserve_columns
+from stream.warehouse.columns import kernel as _columns
 
 log = logging.getLogger(__name__)
 
@@ -188,7 +188,7 @@ class Stock:
 @dataclass(slots=True)
 class Candidate:
     order: dict
-    need: dict[tuple[str, str], int]
+    need: list[tuple[tuple[str, str], int]]  # (key, qty) per line (or per key): what it reserved
     digest: str
     from_pending: bool
 
@@ -333,41 +333,14 @@ class Txn:
         order where its lines start; the columns kernel decides every order in one call. Reserved
         orders become candidates, the others wait as pending."""
         queued, self._queued = self._queued, []
-        facts, known = self.facts, self.stock.facts
-        slot_of: dict[tuple[str, str], int] = {}
-        keys_at: list[tuple[str, str]] = []
-        avail: list[int] = []
-        slots: list[int] = []
-        qty: list[int] = []
-        starts = [0]
-        for order, _, keys in queued:
-            for key, line in zip(keys, order["lines"]):
-                slot = slot_of.get(key)
-                if slot is None:
-                    if key in facts or key in known:
-                        slot = len(avail)
-                        avail.append(self._available(key))
-                        keys_at.append(key)
-                    else:
-                        slot = -1
-                    slot_of[key] = slot
-                slots.append(slot)
-                qty.append(line["qty"])
-            starts.append(len(slots))
-        before = list(avail)
-        ok = reserve_columns(avail, slots, qty, starts)
-        cache, reserved = self._avail, self.reserved
-        for slot, key in enumerate(keys_at):
-            cache[key] = avail[slot]
-            taken = before[slot] - avail[slot]
-            if taken:
-                reserved[key] = reserved.get(key, 0) + taken
+        needs = _columns.reserve_orders(queued, self.facts, self.stock.facts, self._available, self._avail,
+                                        self.reserved)
         candidates, padd, now = self._candidates, self.padd, self.now
-        for (order, dig, _), reserved_now in zip(queued, ok):
-            oid = order["order_id"]
-            if reserved_now:
-                candidates.append(Candidate(order, _need(order), dig, False))
+        for (order, dig, _), need in zip(queued, needs):
+            if need is not None:
+                candidates.append(Candidate(order, need, dig, False))
                 continue
+            oid = order["order_id"]
             try:
                 padd[oid] = [now, self._kept(order)]
             except Exception as exc:  # the item alone is rejected, as the intake does for an item that fails
@@ -426,7 +399,7 @@ class Txn:
             order = pending[oid][1]
             need = _need(order)
             if self._reserve(need):
-                self.candidates.append(Candidate(order, need, stock.orders[oid][1], True))
+                self._candidates.append(Candidate(order, list(need.items()), stock.orders[oid][1], True))
 
     def forget_order_ids(self, before: float, limit: int = 10_000) -> None:
         """Order ids recorded before ``before`` (declared or rejected, never a pending one) are
@@ -469,31 +442,11 @@ class Txn:
     # -- assessment ----------------------------------------------------------------------------
 
     def requests(self) -> list[dict]:
-        """assessment-request/1 documents for the candidates (lines enriched from the manifests)."""
+        """assessment-request/1 documents for the candidates (lines enriched from the manifests;
+        the columns kernel builds them: `_columns_py.requests`)."""
         if self._queued:
             self._flush()
-        out = []
-        line_facts = self._line_facts
-        for cand in self.candidates:
-            order = cand.order
-            wh = order["warehouse_id"]
-            lines = []
-            for line in order["lines"]:
-                sku = line["sku"]
-                base = line_facts.get((wh, sku))
-                if base is None:
-                    facts = self._facts((wh, sku))
-                    base = line_facts[(wh, sku)] = {k: facts[k] for k in REQUEST_FACT_FIELDS if k in facts}
-                lines.append({**base, "sku": sku, "qty": line["qty"], "unit_price": line["unit_price"],
-                              "currency": line["currency"]})
-            request = {"schema": "assessment-request/1", "order_id": order["order_id"], "flow": "warehouse",
-                       "ordered_at": order["ordered_at"], "marketplace": order["marketplace"], "lines": lines}
-            if "buyer" in order:
-                request["buyer"] = order["buyer"]
-            elif "buyer_ref" in order:  # a pending order keeps only the pseudonym
-                request["buyer_ref"] = order["buyer_ref"]
-            out.append(request)
-        return out
+        return _columns.requests(self._candidates, self._line_facts, self._facts, REQUEST_FACT_FIELDS)
 
     def settle(self, results: list[dict], requests: list[dict] | None = None, builder=None,
                write: bool = False) -> None:
@@ -507,40 +460,16 @@ class Txn:
         if len(results) != len(self._candidates):
             raise ValueError(f"{len(results)} results for {len(self.candidates)} candidates")
         sources = [] if builder is not None else None
-        reserved, decl, avail = self.reserved, self.decl, self._avail
-        declarations, rejections, o = self.out.declarations, self.out.rejections, self.o
-        for index, (cand, result) in enumerate(zip(self._candidates, results)):
-            order = cand.order
-            oid = order["order_id"]
-            if result.get("schema") == "assessment/1":
-                for key, qty in cand.need.items():
-                    reserved[key] -= qty  # reserved becomes declared: available is unchanged
-                    decl[key] = decl.get(key, 0) + qty
-                wh = order["warehouse_id"]
-                operator_bin = self._facts((wh, order["lines"][0]["sku"]))["operator_bin"]
-                if sources is not None:
-                    sources.append(Source(result, requests[index], wh, operator_bin, order["marketplace"]))
-                else:  # the assessor's answer is ours: extend it in place into the declaration
-                    result["declaration_id"] = declaration_id(oid)
-                    result["warehouse_id"] = wh
-                    result["operator_bin"] = operator_bin
-                    declarations.append(result)
-                o[oid] = [DECLARED, cand.digest]
-            else:
-                for key, qty in cand.need.items():
-                    reserved[key] -= qty
-                    avail[key] += qty
-                rejections.append(result)
-                o[oid] = [REJECTED, cand.digest]
-            if cand.from_pending:
-                self.pdel.append(oid)
+        _columns.settle(self._candidates, results, requests, self.reserved, self.decl, self._avail, self.o,
+                        self.out.rejections, self.out.declarations, self._facts, sources, Source, self.pdel,
+                        DECLARED, REJECTED, declaration_id)
         if sources:
             if write:
                 self.out.written.extend(builder.write_many(sources))
                 self.out.declared.extend((src.warehouse_id, src.assessment["duty"], src.assessment["excise"],
                                           src.assessment["vat"]) for src in sources)
             else:
-                declarations.extend(builder.build_many(sources))
+                self.out.declarations.extend(builder.build_many(sources))
         self.candidates = []
 
     # -- result --------------------------------------------------------------------------------
