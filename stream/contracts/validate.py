@@ -372,6 +372,9 @@ _ORDER = (
     ("buyer", _buyer, True),
     ("lines", _lines(_ORDER_LINE), True),
 )
+# the fields order/1 names (what a pending order may keep: nothing a feed added beside them)
+ORDER_FIELDS = ("schema",) + tuple(name for name, _, _ in _ORDER)
+ORDER_LINE_FIELDS = tuple(name for name, _, _ in _ORDER_LINE)
 
 _REQUEST_LINE = (
     ("sku", _id_check(), True),

@@ -351,14 +351,21 @@ class Txn:
                             "the operators have the log")
 
     def _kept(self, order: dict) -> dict:
-        """What a pending order keeps in the state (and so in the changelog): the order without its
-        buyer, whose IIN becomes a keyed pseudonym (buyer_ref = HMAC-SHA256, as declaration/2 has it)."""
+        """What a pending order keeps in the state (and so in the changelog): the fields of order/1
+        without its buyer, whose IIN becomes a keyed pseudonym (buyer_ref = HMAC-SHA256, as declaration/2
+        has it). Fields the contract does not name are dropped: a feed's extra field (a phone, an address,
+        a passport) would otherwise sit in clear in the changelog (tests/test_pii_sweep.py)."""
+        from stream.contracts.validate import ORDER_FIELDS, ORDER_LINE_FIELDS
+
+        kept = {k: order[k] for k in ORDER_FIELDS if k in order and k != "buyer"}
+        if isinstance(kept.get("lines"), list):
+            kept["lines"] = [{k: line[k] for k in ORDER_LINE_FIELDS if k in line} if isinstance(line, dict) else line
+                             for line in kept["lines"]]
         buyer = order.get("buyer")
         if buyer is None:
-            return order
+            return kept
         from stream.declaration.v2 import buyer_ref, buyer_secret
 
-        kept = {k: v for k, v in order.items() if k != "buyer"}
         secret = self.stock.buyer_secret if self.stock.buyer_secret is not None else buyer_secret()
         kept["buyer_ref"] = buyer_ref(buyer["iin"], secret)
         return kept
