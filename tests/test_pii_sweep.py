@@ -563,6 +563,9 @@ def test_no_personal_data_in_any_topic_table_log_or_metric(clickhouse_server, cl
     assert {"declarations", "declaration_lines", "taxfree_decisions", "rejections"} <= filled, sorted(filled)
     logs = {p.name: p.read_text(encoding="utf-8", errors="replace") for p in sorted(tmp_path.glob("*.log"))}
     assert set(logs) == {"broker.log", "worker.log", "risk.log"}
+    # and the ClickHouse server's own logs (its query log names what the feeder inserted)
+    for path in sorted(clickhouse_server.data_dir.rglob("*.log")):
+        logs[f"clickhouse {path.name}"] = path.read_text(encoding="utf-8", errors="replace")
     assert "DEBUG" in logs["worker.log"] and "DEBUG" in logs["risk.log"]
     assert all("customs_" in text for text in metrics.values())
 
