@@ -247,7 +247,7 @@ async def _floor_run(bootstrap: str, pages, timeout: float, partitions: int) -> 
 def run(orders: int = 200_000, workers: int = 1, partitions: int = 4, page_size: int = 1000, seed: int = 7,
         skus: int = 5000, unclassified_rate: float = 0.03, timeout: float = 600.0, profile: str | None = None,
         log_dir: str | None = None, rate: float = 0.0, with_risk: bool = False, risk_agents: int = 1,
-        floor: bool = True, profile_risk: str | None = None, risk_in_flight: int = 0) -> dict:
+        floor: bool = True, profile_risk: str | None = None) -> dict:
     """``rate`` paces the measured feed (order lines/s; 0: as fast as the producer goes), so latency
     can be read at a sustainable load rather than as queueing behind a burst. ``with_risk`` runs
     ``risk_agents`` risk agents beside the workers and reports their declarations/s over the same feed
@@ -278,8 +278,7 @@ def run(orders: int = 200_000, workers: int = 1, partitions: int = 4, page_size:
                 for n in range(risk_agents):
                     port = _free_port()
                     ports.append(port)
-                    risk_env = dict(env, CUSTOMS_METRICS_PORT=str(port), CUSTOMS_RISK_APP_ID=RISK_APP_ID,
-                                    **({"CUSTOMS_PAGES_IN_FLIGHT": str(risk_in_flight)} if risk_in_flight else {}))
+                    risk_env = dict(env, CUSTOMS_METRICS_PORT=str(port), CUSTOMS_RISK_APP_ID=RISK_APP_ID)
                     log = open(logs / f"risk-{n}.log", "ab")
                     command = [sys.executable, "-m", "stream", "worker", "--domains", "risk", "--app-id", RISK_APP_ID]
                     if profile_risk and n == 0:
