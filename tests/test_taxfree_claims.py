@@ -9,6 +9,8 @@ from datetime import date
 
 import orjson
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from stream.taxfree import rules as rules_module
 from stream.taxfree import samples
@@ -261,3 +263,25 @@ def test_claims_contract_accepts_what_the_domain_sends():
         assert check(body, "taxfree-receipt-claims/1", PARTITIONS) is None
         assert {partition_of(c["receipt"].encode(), PARTITIONS) for c in body["claims"]} == {partition}
         assert partition_of(key, PARTITIONS) == partition
+
+
+json_value = st.recursive(
+    st.none() | st.booleans() | st.integers(-5, 10) | st.text(max_size=12) | st.sampled_from(
+        ["claim", "release", "taxfree-receipt-claims/1", "taxfree-receipt-answers/1", f"{SELLER.bin}:FMU-1"]),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(
+        ["schema", "reply_to", "claims", "answers", "receipt", "document_id", "op", "granted"]), inner, max_size=5),
+    max_leaves=12)
+
+
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(st.sampled_from([CLAIMS, ANSWERS]), json_value | st.binary(max_size=40))
+def test_any_claims_or_answers_message_is_applied_or_rejected_never_raises(topic, value):
+    domain = TaxfreeDomain(decider(), partitions=PARTITIONS)
+    state = domain.new_state(1)
+    raw = value if isinstance(value, bytes) else orjson.dumps(value)
+    effects = domain.handle(state, topic, None, raw, 0.0)
+    rejected = effects.outputs.get("rejections", [])
+    if rejected:
+        assert effects.body is None and len(rejected) == 1
+    elif effects.body is not None:
+        state.apply(orjson.loads(orjson.dumps(effects.body)))
