@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 import orjson
@@ -69,22 +68,32 @@ def is_nomenclature_code(code: object) -> bool:
     return isinstance(code, str) and _HS_CODE.fullmatch(code) is not None and code[:2] not in _RESERVED_CHAPTERS
 
 
-@dataclass(slots=True)
-class AcceptedRequest:
-    """Bookkeeping of one accepted document while its batch is assessed."""
+class _Terms(NamedTuple):
+    """What an order is assessed under, shared by every order of the same flow, date and currencies."""
 
-    index: int
-    doc: dict
     flow: str
-    declared_at: dt.date
-    declared_text: str
+    is_warehouse: bool
+    declared_text: str  # the declaration date, ISO
     rule_set: Any
     eur_fx6: int
-    fx_used: dict[str, int]
-    first_line: int
-    line_count: int
+    fx_used: dict[str, int]  # EUR first, then the lines' currencies in order
     fx_text: dict[str, str]
-    flags: list[str] = field(default_factory=list)
+
+
+class _Orders:
+    """The accepted orders of a batch, as columns: their position in the batch, document, terms, lines
+    (counts, first line) and flags."""
+
+    __slots__ = ("index", "docs", "terms", "counts", "starts", "flags")
+
+    def __init__(self, index: list[int], docs: list, terms: list[_Terms], counts: np.ndarray):
+        self.index, self.docs, self.terms, self.counts = index, docs, terms, counts
+        self.starts = np.zeros(len(counts), dtype=np.int64)
+        np.cumsum(counts[:-1], out=self.starts[1:])
+        self.flags = [_NO_FLAGS] * len(counts)  # replaced, never appended to
+
+
+_NO_FLAGS: list[str] = []
 
 
 class _Memo(dict):
@@ -109,8 +118,7 @@ class Assessor:
         self._tariff_rows: dict[str, int] = {}
         self._declared_rows = _Memo()  # declared code -> tariff row, -1 when it must be classified
         self._rate_text = _Memo()  # micro-units -> "545.10"
-        self._dates = _Memo()  # declared_at, or the date part of an ordered_at in Kazakhstan time -> date
-        self._fx = _Memo()  # (date, the order's currencies) -> (rates used, their texts)
+        self._terms_memo = _Memo()  # (flow, declared_at, ordered_at or its date, currencies) -> _Terms
 
     @property
     def classifier(self):
@@ -148,7 +156,7 @@ class Assessor:
     def _assess(self, docs: Sequence[Any], validated: bool, as_lines: bool) -> list:
         results: list = [None] * len(docs)
         if validated:
-            indices, accepted = range(len(docs)), list(docs)
+            indices, accepted = list(range(len(docs))), list(docs)
         else:
             indices, accepted = [], []
             for index, doc in enumerate(docs):
@@ -158,22 +166,24 @@ class Assessor:
                     continue
                 indices.append(index)
                 accepted.append(doc)
-        orders, batch = self._collect(indices, accepted, results) if accepted else ([], None)
-        if orders:
+        orders, batch = self._collect(indices, accepted, results) if accepted else (None, None)
+        if orders is not None:
             rows, hs_code, hs_source = self._classify(batch, orders)
             rejected, good, output = self._compute(orders, batch, rows, hs_code, hs_source)
             for index, result in rejected:
                 results[index] = result
+            index = orders.index
             if as_lines:
                 for k, line in zip(good, writer.assessment_lines(good, *output)):
-                    results[orders[k].index] = line
+                    results[index[k]] = line
+                if len(good) == len(docs):
+                    return results
             else:
                 output = amounts_as_text(output, self.kernel.format_tiyn_column)
-                output[4] = [dict(texts) for texts in output[4]]  # each result its own fx dict
+                output[4] = [dict(texts) for texts in output[4]]  # each result its own fx dict and flags
+                output[10] = [list(flags) for flags in output[10]]
                 for k in good:
-                    results[orders[k].index] = assessment_dict(k, *output)
-            if as_lines and len(good) == len(docs):
-                return results
+                    results[index[k]] = assessment_dict(k, *output)
         if as_lines:
             dumps = orjson.dumps
             for index, result in enumerate(results):
@@ -181,84 +191,83 @@ class Assessor:
                     results[index] = dumps(result) + b"\n"
         return results
 
-    def _collect(self, indices: list[int], docs: list, results: list) -> tuple[list["AcceptedRequest"], "_Lines"]:
+    def _collect(self, indices: list[int], docs: list, results: list) -> tuple["_Orders | None", "_Lines"]:
         """The accepted orders and their lines' columns; an order refused here gets its rejection in
         ``results`` and its lines are dropped."""
         counts, qty, price6, weight6, volume6, lines, currency, hs_code, sku, currencies = (
             columns.request_columns(docs))
-        orders: list[AcceptedRequest] = []
-        order = self._order
-        first = 0
+        memo = self._terms_memo
+        terms: list[_Terms] = []
         dropped = None
-        for k, line_count in enumerate(counts.tolist()):
-            doc = docs[k]
-            try:
-                orders.append(order(indices[k], doc, currencies[k], first, line_count))
-            except Rejected as rejected:
-                results[indices[k]] = rejection(doc["order_id"], rejected.reason, rejected.detail)
-                if dropped is None:
-                    dropped = np.zeros(len(docs), dtype=bool)
-                dropped[k] = True
-                continue
-            first += line_count
+        for k, doc in enumerate(docs):
+            declared_text = doc.get("declared_at")
+            if declared_text is None:
+                ordered_at = doc["ordered_at"]
+                # the usual case, Kazakhstan time: the date is the timestamp's own
+                key = (doc["flow"], None, ordered_at[:10] if ordered_at.endswith("+05:00") else ordered_at,
+                       currencies[k])
+            else:
+                key = (doc["flow"], declared_text, None, currencies[k])
+            found = memo.get(key)
+            if found is None:
+                try:
+                    found = memo.remember(key, self._terms(doc, currencies[k]))
+                except Rejected as rejected:
+                    results[indices[k]] = rejection(doc["order_id"], rejected.reason, rejected.detail)
+                    if dropped is None:
+                        dropped = np.zeros(len(docs), dtype=bool)
+                    dropped[k] = True
+                    continue
+            terms.append(found)
         if dropped is not None:
+            if not terms:
+                return None, None
             keep = np.repeat(~dropped, counts)
             qty, price6, weight6, volume6 = qty[keep], price6[keep], weight6[keep], volume6[keep]
             counts = counts[~dropped]
             keep_list = keep.tolist()
             lines, currency, hs_code, sku = ([item for item, kept in zip(column, keep_list) if kept]
                                              for column in (lines, currency, hs_code, sku))
-        fx6 = columns.line_rates([o.fx_used for o in orders], counts, currency) if orders else counts
-        return orders, _Lines(lines, qty, price6, fx6, weight6, volume6, hs_code, sku)
+            kept_orders = (~dropped).tolist()
+            indices = [index for index, kept in zip(indices, kept_orders) if kept]
+            docs = [doc for doc, kept in zip(docs, kept_orders) if kept]
+        fx6 = columns.line_rates([t.fx_used for t in terms], counts, currency)
+        return _Orders(indices, docs, terms, counts), _Lines(lines, qty, price6, fx6, weight6, volume6, hs_code, sku)
 
-    def _order(self, index: int, doc: dict, currencies: tuple, first_line: int, line_count: int) -> "AcceptedRequest":
-        """One validated document's bookkeeping: its declaration date, rule set and exchange rates."""
+    def _terms(self, doc: dict, currencies: tuple) -> _Terms:
+        """An order's declaration date, rule set and exchange rates (or the `Rejected` that stops it)."""
         flow = doc["flow"]
         declared_text = doc.get("declared_at")
-        dates = self._dates
-        if declared_text:
-            key = declared_text
-        else:
-            ordered_at = doc["ordered_at"]
-            key = ordered_at[:10] if ordered_at.endswith("+05:00") else ordered_at  # the usual case: KZ time
-        known = dates.get(key)
-        if known is None:
-            try:
-                day = dt.date.fromisoformat(declared_text) if declared_text else declared_date(doc["ordered_at"])
-            except (ValueError, OverflowError):  # RFC 3339 allows years Python's calendar does not (0000, 9999+5h)
-                raise Rejected("invalid_date",
-                               f"declaration date out of range: {declared_text or doc['ordered_at']!r}") from None
-            known = dates.remember(key, (day, day.isoformat()))
-        declared_at, declared_iso = known
+        try:
+            declared_at = dt.date.fromisoformat(declared_text) if declared_text else declared_date(doc["ordered_at"])
+        except (ValueError, OverflowError):  # RFC 3339 allows years Python's calendar does not (0000, 9999+5h)
+            raise Rejected("invalid_date",
+                           f"declaration date out of range: {declared_text or doc['ordered_at']!r}") from None
         rule_set = self.rules.rule_sets.in_force(flow, declared_at)
         if rule_set is None:
             raise Rejected("no_rule_set", f"no {flow} rule set is in force on {declared_at.isoformat()}")
-        key = (declared_at, currencies)
-        known = self._fx.get(key)
-        if known is None:
-            fx = self.rules.fx
-            try:  # EUR first, then the lines' currencies in order: the first one missing is the rejection
-                fx_used = {"EUR": fx.rate_micro("EUR", declared_at)}
-                for currency in currencies:
-                    if currency not in fx_used:
-                        fx_used[currency] = fx.rate_micro(currency, declared_at)
-            except RateNotFound as missing:
-                raise Rejected(missing.reason, missing.detail) from None
-            rate_text = self._rate_text
-            known = self._fx.remember(key, (fx_used, {
-                currency: rate_text.get(rate) or rate_text.remember(rate, format_micro(rate))
-                for currency, rate in fx_used.items()}))
-        fx_used, fx_text = known
-        return AcceptedRequest(index, doc, flow, declared_at, declared_iso, rule_set, fx_used["EUR"], fx_used,
-                               first_line, line_count, fx_text)
+        fx = self.rules.fx
+        try:  # EUR first, then the lines' currencies in order: the first one missing is the rejection
+            fx_used = {"EUR": fx.rate_micro("EUR", declared_at)}
+            for currency in currencies:
+                if currency not in fx_used:
+                    fx_used[currency] = fx.rate_micro(currency, declared_at)
+        except RateNotFound as missing:
+            raise Rejected(missing.reason, missing.detail) from None
+        rate_text = self._rate_text
+        fx_text = {currency: rate_text.get(rate) or rate_text.remember(rate, format_micro(rate))
+                   for currency, rate in fx_used.items()}
+        return _Terms(flow, flow == "warehouse", declared_at.isoformat(), rule_set, fx_used["EUR"], fx_used, fx_text)
 
-    def _classify(self, batch: "_Lines", orders: list[AcceptedRequest]) -> tuple[list[int], list, list[str]]:
+    def _classify(self, batch: "_Lines", orders: _Orders) -> tuple[list[int], list, list[str]]:
         """Every line's tariff row, HS code and its source: declared when valid, else classified."""
         hs_code = batch.hs_code
-        declared_row = self._declared_row
-        rows = [declared_row(code) for code in hs_code]
+        rows = list(map(self._declared_rows.get, hs_code))  # None: a code not seen yet
+        if None in rows:
+            declared_row = self._declared_row
+            rows = [declared_row(code) if row is None else row for code, row in zip(hs_code, rows)]
         hs_source = ["declared"] * len(rows)
-        pending = [i for i, row in enumerate(rows) if row < 0]
+        pending = np.flatnonzero(np.array(rows, dtype=np.int64) < 0).tolist()
         if not pending:
             return rows, hs_code, hs_source
         lines = batch.lines
@@ -274,12 +283,11 @@ class Assessor:
         low = np.zeros(len(rows), dtype=np.int64)
         low[np.asarray(pending, dtype=np.int64)] = np.asarray(confidence) < LOW_CONFIDENCE_PERMILLE
         if low.any():
-            starts = np.array([order.first_line for order in orders], dtype=np.int64)
-            for k in np.flatnonzero(np.add.reduceat(low, starts)).tolist():
-                orders[k].flags.append(LOW_CONFIDENCE_FLAG)
+            for k in np.flatnonzero(np.add.reduceat(low, orders.starts)).tolist():
+                orders.flags[k] = [LOW_CONFIDENCE_FLAG]
         return rows, hs_code, hs_source
 
-    def _compute(self, orders: list[AcceptedRequest], batch: "_Lines", row_list: list[int], hs_code: list, hs_source: list):
+    def _compute(self, orders: _Orders, batch: "_Lines", row_list: list[int], hs_code: list, hs_source: list):
         tariff = self.rules.tariff
         n = len(row_list)
         rows = np.array(row_list, dtype=np.int64)
@@ -292,15 +300,15 @@ class Assessor:
         excise = np.zeros(n, dtype=np.int64)
         vat = np.zeros(n, dtype=np.int64)
         line_status = np.zeros(n, dtype=np.int8)
-        line_counts = np.array([order.line_count for order in orders], dtype=np.int64)
-        starts = np.array([order.first_line for order in orders], dtype=np.int64)
+        line_counts, starts = orders.counts, orders.starts
+        flow, is_warehouse_order, declared_text, rule_set, eur_fx6, _, fx_text = zip(*orders.terms)
+        m = len(flow)
 
-        warehouse_orders = np.array([order.flow == "warehouse" for order in orders], dtype=bool)
+        warehouse_orders = np.array(is_warehouse_order, dtype=bool)
         is_warehouse = np.repeat(warehouse_orders, line_counts)
         if warehouse_orders.any():
             pick = np.flatnonzero(is_warehouse)
             r = rows[pick]
-            per_order = [o for o in orders if o.flow == "warehouse"]
             counts = line_counts[warehouse_orders]
             out = self.kernel.warehouse_lines(
                 qty=qty[pick], price6=price6[pick], fx6=fx6[pick], unit_weight6=weight6[pick],
@@ -308,23 +316,23 @@ class Assessor:
                 ad_valorem_pct6=tariff.ad_valorem_pct6[r], specific_eur6=tariff.specific_eur6[r],
                 specific_unit=tariff.specific_unit[r], combine=tariff.combine[r], excise_kzt6=tariff.excise_kzt6[r],
                 excise_unit=tariff.excise_unit[r],
-                eur_fx6=np.repeat(np.array([o.eur_fx6 for o in per_order], dtype=np.int64), counts),
-                vat_pct6=np.repeat(np.array([o.rule_set.vat_pct6 for o in per_order], dtype=np.int64), counts))
+                eur_fx6=np.repeat(np.array(eur_fx6, dtype=np.int64)[warehouse_orders], counts),
+                vat_pct6=np.repeat(np.array([s.vat_pct6 for s in rule_set], dtype=np.int64)[warehouse_orders], counts))
             value[pick], duty[pick], excise[pick], vat[pick], line_status[pick] = out
 
-        order_status = np.zeros(len(orders), dtype=np.int8)
+        order_status = np.zeros(m, dtype=np.int8)
         parcel_orders = ~warehouse_orders
         if parcel_orders.any():
-            parcels = [order for order in orders if order.flow == "parcel"]
+            parcels = np.flatnonzero(parcel_orders).tolist()
             pick = np.flatnonzero(~is_warehouse)
             parcel_value, parcel_status = self.kernel.line_values(qty[pick], price6[pick], fx6[pick])
             line_status[pick] = parcel_status
             offsets = np.zeros(len(parcels) + 1, dtype=np.int64)
             offsets[1:] = np.cumsum(line_counts[parcel_orders])
-            sets = [o.rule_set for o in parcels]
+            sets = [rule_set[k] for k in parcels]
             out = self.kernel.parcel_orders(
                 line_value=parcel_value, qty=qty[pick], unit_weight6=weight6[pick], offsets=offsets,
-                eur_fx6=[o.eur_fx6 for o in parcels], regime=[s.regime for s in sets],
+                eur_fx6=[eur_fx6[k] for k in parcels], regime=[s.regime for s in sets],
                 threshold_eur6=[s.threshold_eur6 for s in sets], threshold_kg6=[s.threshold_kg6 for s in sets],
                 duty_pct6=[s.duty_pct6 for s in sets], min_eur_per_kg6=[s.min_eur_per_kg6 for s in sets],
                 vat_pct6=[s.vat_pct6 for s in sets])
@@ -338,36 +346,29 @@ class Assessor:
         order_bad = np.add.reduceat(line_status != STATUS_OK, starts) > 0
         order_bad |= order_status != STATUS_OK
         total = totals[1] + totals[2] + totals[3]
+        start_list, stop_list = starts.tolist(), (starts + line_counts).tolist()
+        order_id = [doc["order_id"] for doc in orders.docs]
         rejected = []
         if order_bad.any():
             status_list = line_status.tolist()
             good = []
-            for k in range(len(orders)):
-                if order_bad[k]:
-                    order = orders[k]
-                    rejected.append((order.index, self._rejected(order, order.first_line,
-                                                                 order.first_line + order.line_count,
-                                                                 status_list, hs_code)))
+            for k, bad in enumerate(order_bad.tolist()):
+                if bad:
+                    rejected.append((orders.index[k], self._rejected(order_id[k], start_list[k], stop_list[k],
+                                                                     status_list, hs_code)))
                 else:
                     good.append(k)
         else:
-            good = list(range(len(orders)))
+            good = list(range(m))
         output = [
-            [order.doc["order_id"] for order in orders],
-            [order.flow for order in orders],
-            [order.declared_text for order in orders],
-            [order.rule_set.id for order in orders],
-            [order.fx_text for order in orders],
-            *totals, total,
-            [order.flags for order in orders],
-            starts.tolist(), (starts + line_counts).tolist(),
+            order_id, list(flow), list(declared_text), [s.id for s in rule_set], list(fx_text),
+            *totals, total, orders.flags, start_list, stop_list,
             batch.sku, hs_code, hs_source, value, duty, excise, vat,
         ]
         return rejected, good, output
 
     @staticmethod
-    def _rejected(order: AcceptedRequest, start: int, stop: int, status: list[int], hs_code: list) -> dict:
-        order_id = order.doc["order_id"]
+    def _rejected(order_id: str, start: int, stop: int, status: list[int], hs_code: list) -> dict:
         bad = next((i for i in range(start, stop) if status[i] != STATUS_OK), None)
         if bad is not None and status[bad] == STATUS_NO_TARIFF_RATE:
             return rejection(order_id, "no_tariff_rate", f"lines[{bad - start}]: no tariff row matches HS {hs_code[bad]}")
