@@ -8,9 +8,10 @@ pure path of today, `parse_json_line` + `page_items` + the contract's validator 
 - **fast path** (compiled): msgspec decodes the bytes straight into dicts against typed definitions of
   the contract (types, required fields, literals, ranges, lengths: checked in C while it decodes); the
   scan of ext/feedscan.pyx counts the message's key-value pairs and looks for a key named twice
-  (msgspec, like orjson, keeps the last value and drops keys the contract does not name); then the
-  string patterns (ids, codes, decimal strings, dates) are checked over the decoded fields with the
-  validator's own cached checks.
+  (msgspec, like orjson, keeps the last value and drops keys the contract does not name), and checks
+  the string patterns msgspec does not (ids, codes, decimal strings, possible dates) over the decoded
+  fields, in C (held equal to the validator's regexes by tests/test_reader.py); the pairs the decoded
+  documents hold must be all the message has.
 - The fast path only *accepts*. A message it cannot accept whole (a decode error, a repeated or unknown
   key, an escaped key, a value that fails a pattern, an integral float in an integer field) is read by
   the pure path, so every rejection is the pure path's by construction, and so is every document it
