@@ -81,23 +81,32 @@ def run(documents: int, confirm: bool, repeat: int) -> dict:
     }
 
 
-def paged(messages, page_size: int):
-    """The document messages as page/1 messages of `page_size` items (what a feed sends at full rate)."""
+def paged(messages, page_size: int, partitions: int = 1):
+    """The document messages as page/1 messages of `page_size` items (what a feed sends at full rate);
+    with `partitions`, each page holds the items of one partition (by the default partitioner) and is
+    sent there, keyed by its first item."""
+    from stream.taxfree.claims import partition_of
+
+    by_partition: dict[int, list] = {}
+    for message in messages:
+        by_partition.setdefault(partition_of(message[1], partitions) if partitions > 1 else 0, []).append(message)
     pages = []
-    for start in range(0, len(messages), page_size):
-        chunk = messages[start:start + page_size]
-        items = b",".join(value for _, _, value in chunk)
-        pages.append((chunk[0][0], chunk[0][1], b'{"schema":"page/1","items":[' + items + b"]}"))
+    for part in by_partition.values():
+        for start in range(0, len(part), page_size):
+            chunk = part[start:start + page_size]
+            items = b",".join(value for _, _, value in chunk)
+            pages.append((chunk[0][0], chunk[0][1], b'{"schema":"page/1","items":[' + items + b"]}"))
     return pages
 
 
-async def _send_and_collect(bootstrap: str, messages, timeout: float, page_size: int = 1) -> tuple[float, int]:
+async def _send_and_collect(bootstrap: str, messages, timeout: float, page_size: int = 1,
+                            partitions: int = 1) -> tuple[float, int]:
     """Send the documents, read taxfree.decisions until each has its decision: (seconds, decisions)."""
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
     wanted = {key for _, key, _ in messages}
     if page_size > 1:
-        messages = paged(messages, page_size)
+        messages = paged(messages, page_size, partitions)
     consumer = AIOKafkaConsumer("taxfree.decisions", bootstrap_servers=bootstrap, auto_offset_reset="latest",
                                 enable_auto_commit=False, group_id=None)
     await consumer.start()
@@ -134,8 +143,10 @@ async def _send_and_collect(bootstrap: str, messages, timeout: float, page_size:
         await consumer.stop()
 
 
-def run_stream(documents: int, timeout: float = 600.0, page_size: int = 500) -> dict:
-    """Documents through the embedded broker and one `worker --domains taxfree`."""
+def run_stream(documents: int, timeout: float = 600.0, page_size: int = 500, partitions: int = 1) -> dict:
+    """Documents through the embedded broker and one `worker --domains taxfree`; with `partitions` > 1
+    the tax-free topics have that many partitions and every receipt is claimed across them
+    (stream/taxfree/claims.py): the cost of the cross-partition check, on the same worker."""
     from datetime import datetime
 
     from stream.benchmarks.e2e import FAST_ENV
@@ -151,6 +162,8 @@ def run_stream(documents: int, timeout: float = 600.0, page_size: int = 500) -> 
     (tmp / "taxfree" / "jwks.json").write_text(json.dumps(samples.jwks(*sellers())))
     app_id = "customs-bench-taxfree"
     worker = None
+    before = os.environ.get("CUSTOMS_TAXFREE_PARTITIONS")
+    os.environ["CUSTOMS_TAXFREE_PARTITIONS"] = str(partitions)  # the broker's topic plan reads it
     try:
         with Broker(partitions=1, app_id=app_id, log_path=str(tmp / "broker.log")) as broker:
             env = dict(os.environ, **FAST_ENV, KAFKA_BROKER=broker.url, CUSTOMS_PARTITIONS="1",
@@ -159,8 +172,13 @@ def run_stream(documents: int, timeout: float = 600.0, page_size: int = 500) -> 
                 worker = subprocess.Popen([sys.executable, "-m", "stream", "worker", "--domains", "taxfree"],
                                           env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
             asyncio.run(_send_and_collect(broker.bootstrap, warm, 120))  # the worker is up and assigned
-            seconds, decisions = asyncio.run(_send_and_collect(broker.bootstrap, measured, timeout, page_size))
+            seconds, decisions = asyncio.run(_send_and_collect(broker.bootstrap, measured, timeout, page_size,
+                                                               partitions))
     finally:
+        if before is None:
+            os.environ.pop("CUSTOMS_TAXFREE_PARTITIONS", None)
+        else:
+            os.environ["CUSTOMS_TAXFREE_PARTITIONS"] = before
         if worker is not None and worker.poll() is None:
             worker.terminate()
             try:
@@ -170,7 +188,10 @@ def run_stream(documents: int, timeout: float = 600.0, page_size: int = 500) -> 
                 worker.wait()
         shutil.rmtree(tmp, ignore_errors=True)
     return {
-        "benchmark": "taxfree", "scope": "stream: embedded broker + one worker (--domains taxfree), 1 partition",
+        "benchmark": "taxfree",
+        "scope": f"stream: embedded broker + one worker (--domains taxfree), {partitions} partition(s)"
+                 + (", receipts claimed across partitions" if partitions > 1 else ""),
+        "partitions": partitions,
         "documents": documents, "page_size": page_size, "signature_checks": documents, "decisions": decisions,
         "seconds": round(seconds, 3),
         "documents_per_second": round(documents / seconds), "cpus": os.cpu_count(),
@@ -186,7 +207,10 @@ def run_stream(documents: int, timeout: float = 600.0, page_size: int = 500) -> 
 @click.option("--timeout", default=600.0, show_default=True, help="--stream: seconds to wait for the last decision.")
 @click.option("--page-size", default=500, show_default=True, type=click.IntRange(1, 1000),
               help="--stream: documents per page/1 message (1: one message per document).")
-def taxfree_bench_command(documents, confirm, repeat, on_stream, timeout, page_size):
+@click.option("--partitions", default=1, show_default=True, type=click.IntRange(1, 64),
+              help="--stream: partitions of the tax-free topics (more than 1: receipts claimed across them).")
+def taxfree_bench_command(documents, confirm, repeat, on_stream, timeout, page_size, partitions):
     """Tax-free documents decided per second on one worker (signature checks included), as JSON."""
-    result = run_stream(documents, timeout, page_size) if on_stream else run(documents, confirm, repeat)
+    result = (run_stream(documents, timeout, page_size, partitions) if on_stream
+              else run(documents, confirm, repeat))
     click.echo(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
