@@ -77,18 +77,23 @@ class Index:
         self._quantiles: tuple[float, float] | None = None
 
     def add_bin(self, key: int, count: int = 1) -> None:
-        self.bins[key] = self.bins.get(key, 0) + count
-        stored = _stored(key)
-        held = self._stored.get(stored)
+        bins = self.bins
+        bins[key] = bins.get(key, 0) + count
+        stored = _STORED.get(key)
+        if stored is None:
+            stored = _stored(key)
+        counts = self._stored
+        held = counts.get(stored)
         if held is None:
             insort(self._keys, stored)
-            self._stored[stored] = count
+            counts[stored] = count
         else:
-            self._stored[stored] = held + count
+            counts[stored] = held + count
         self.count += count
-        for at in self._at:
-            if stored <= at[0]:
-                at[1] += count
+        if self._at:
+            for at in self._at:
+                if stored <= at[0]:
+                    at[1] += count
         self._quantiles = None
 
     def merge(self, other: "Index") -> None:
@@ -166,13 +171,16 @@ class Indices:
 
     def add(self, key: str, value_bin: int | None, weight_bin: int | None) -> None:
         """Learn one line's bins (None: that fact is not learned, e.g. it was found suspicious)."""
-        for table, b in ((self.values, value_bin), (self.weights, weight_bin)):
-            if b is None:
-                continue
-            index = table.get(key)
+        if value_bin is not None:
+            index = self.values.get(key)
             if index is None:
-                index = table[key] = Index()
-            index.add_bin(b)
+                index = self.values[key] = Index()
+            index.add_bin(value_bin)
+        if weight_bin is not None:
+            index = self.weights.get(key)
+            if index is None:
+                index = self.weights[key] = Index()
+            index.add_bin(weight_bin)
 
     def snapshot(self) -> dict:
         return {"values": {k: _pairs(i.bins) for k, i in self.values.items()},

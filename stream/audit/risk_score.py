@@ -72,6 +72,8 @@ class RiskState:
         self.selected: dict[int, int] = {}                # day ordinal -> declarations selected by risk
         self.day = 0                                      # the latest declaration day applied (ordinal)
         self._staged: list[dict] | None = None            # bodies of the page being scored, applied already
+        # a memo, not state: trader -> (day ordinal, window days, declarations, hits) of the days before it
+        self._window_sums: dict[str, tuple[int, int, int, int]] = {}
 
     # A page is scored declaration by declaration, each against the state the previous one left: the agent
     # stages each body (applied at once) and the page's body {"page": [bodies]} is then applied by the
@@ -120,15 +122,20 @@ class RiskState:
             if len(window) > max_parcels:
                 del window[0]
         hit = body["hit"]
+        sums = self._window_sums
         for trader in body["traders"]:
             counts = self.traders.setdefault(trader, {}).setdefault(day, [0, 0])
             counts[0] += 1
             counts[1] += hit
+            memo = sums.get(trader)
+            if memo is not None and memo[0] - memo[1] <= day < memo[0]:
+                del sums[trader]  # a day of its window changed
         if body.get("selected") == "risk":
             self.selected[day] = self.selected.get(day, 0) + 1
 
     def _expire(self, day: int, keep: list[int]) -> None:
         split_days, trader_days = keep
+        self._window_sums.clear()
         for ref in [r for r, window in self.buyers.items() if window[-1][0] <= day - split_days]:
             del self.buyers[ref]
         for ref, window in self.buyers.items():
@@ -208,6 +215,7 @@ class Scorer:
         self.assessor = assessor
         self.rules = assessor.rules
         self.profiles = profiles if profiles is not None else load_profiles()
+        self._profile_floats: dict[str, tuple] = {}
 
     # The one entry point: a declaration/2 (already parsed) against a partition's state.
     def decide(self, state: RiskState, declaration: object) -> Decision:
@@ -295,12 +303,23 @@ class Scorer:
 
     # -- line indicators --------------------------------------------------------------------------------
 
+    def _floats(self, profile: Profile) -> tuple:
+        """The profile's line-indicator parameters as the floats the indicators compare with (once per profile)."""
+        found = self._profile_floats.get(profile.id)
+        if found is None or found[0] is not profile:
+            rules = tuple((float(r.min_spread), float(r.max_ratio), float(r.min_z), float(r.full_z))
+                          for r in (profile.undervaluation, profile.weight_mismatch))
+            found = self._profile_floats[profile.id] = (profile, rules, float(profile.heading_confidence),
+                                                        float(profile.min_classifier_confidence))
+        return found
+
     def _line_hits(self, state: RiskState, profile: Profile, line: _Line, raw: dict) -> list[_Hit]:
         hits = []
         indices = state.indices
-        for indicator, table, rule, amount in (
-                ("undervaluation", indices.values, profile.undervaluation, line.value),
-                ("weight_mismatch", indices.weights, profile.weight_mismatch, line.weight6)):
+        _, rules, heading_confidence, min_classifier_confidence = self._floats(profile)
+        for indicator, table, (min_spread, max_ratio, min_z, full_z), amount in (
+                ("undervaluation", indices.values, rules[0], line.value),
+                ("weight_mismatch", indices.weights, rules[1], line.weight6)):
             picked = indices.pick(table, line.hs_code, line.origin, profile.min_samples)
             if picked is None:
                 continue
@@ -309,9 +328,11 @@ class Scorer:
             median = quartiles[0]
             per_unit = max(amount / line.qty, 1.0)
             ratio = per_unit / median
-            spread = log_spread(quartiles, float(rule.min_spread))
+            if ratio > max_ratio:
+                continue  # not far enough under the median, whatever the spread
+            spread = log_spread(quartiles, min_spread)
             z = (math.log(median) - math.log(per_unit)) / spread
-            if ratio > float(rule.max_ratio) or z < float(rule.min_z):
+            if z < min_z:
                 continue
             corrected = max(_round_float(median), 1)
             if indicator == "undervaluation":
@@ -322,15 +343,15 @@ class Scorer:
             evidence.update({"ratio": _ratio_text(ratio), "z": _ratio_text(z), "samples": index.count,
                              "index": level})
             field = "value" if indicator == "undervaluation" else "weight6"
-            confidence = min(1.0, z / float(rule.full_z))
+            confidence = min(1.0, z / full_z)
             if level.startswith("heading"):
-                confidence *= float(profile.heading_confidence)
+                confidence *= heading_confidence
             hits.append(_Hit(indicator, line.index, confidence, evidence,
                              (line.index, field, corrected * line.qty)))
         classified = raw.get("hs_classified")
         if classified is not None and classified[:4] != line.hs_code[:4]:
             confidence = raw["confidence"]
-            if confidence >= float(profile.min_classifier_confidence):
+            if confidence >= min_classifier_confidence:
                 hits.append(_Hit("misclassification", line.index, float(confidence),
                                  {"declared_code": line.hs_code, "classified_code": classified,
                                   "confidence": _ratio_text(confidence)},
@@ -391,16 +412,22 @@ class Scorer:
     @staticmethod
     def _trader_risk(state: RiskState, profile: Profile, traders: list[str], day: dt.date) -> _Hit | None:
         ordinal = day.toordinal()
+        window = profile.trader_window_days
         best = None
         for trader in traders:
-            days = state.traders.get(trader)
-            if not days:
-                continue
-            n = h = 0
-            for d, (count, hits) in days.items():
-                if ordinal - profile.trader_window_days <= d < ordinal:
-                    n += count
-                    h += hits
+            memo = state._window_sums.get(trader)
+            if memo is not None and memo[0] == ordinal and memo[1] == window:
+                n, h = memo[2], memo[3]
+            else:
+                days = state.traders.get(trader)
+                if not days:
+                    continue
+                n = h = 0
+                for d, (count, hits) in days.items():
+                    if ordinal - window <= d < ordinal:
+                        n += count
+                        h += hits
+                state._window_sums[trader] = (ordinal, window, n, h)  # a memo: the same answer until a day changes
             if n < profile.trader_min_declarations:
                 continue
             rate = h / n
