@@ -2,7 +2,10 @@
 
 Inputs `taxfree.documents`, `taxfree.confirmations`, `taxfree.cancellations` (key = document_id,
 co-partitioned); output `taxfree.decisions` (one message per change of a document's decision:
-pending, then refund or refusal) and `rejections`. The timer refuses what the validity lets lapse.
+pending, then refund or refusal) and `rejections`. With more than one partition the agent also reads
+and writes `taxfree.receipt-claims` and `taxfree.receipt-answers` (a receipt counts in one live document
+across partitions: stream/taxfree/claims.py). The timer refuses what the validity lets lapse and
+compacts documents decided finally more than CUSTOMS_TAXFREE_FINAL_DAYS ago (decide.tombstone).
 `domain(cfg)` is the factory the worker wires in; it refuses to build with a commission above 20%.
 """
 from __future__ import annotations

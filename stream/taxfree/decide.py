@@ -9,7 +9,9 @@ offline `taxfree decide` does the same in a loop), so both give the same decisio
 Decisions (DESIGN 8.2): a valid document is `pending` until the airport confirms; it is refused at
 once when a rule fails (all reasons that apply are listed); a confirmation decides `refund` or
 `refusal`; a cancellation refuses a pending document; the validity lapse refuses what was never
-confirmed. Double refunds are impossible: a receipt counts in one live (not cancelled) document,
+confirmed. Double refunds are impossible: a receipt counts in one live (not cancelled) document
+(the ledger's receipt index on one partition; claimed from the receipt's partition with more:
+`Decider.claim`, `Decider.answer`, stream/taxfree/claims.py),
 a document is decided once, and a redelivered input (same id, same content digest) changes nothing.
 """
 from __future__ import annotations
