@@ -16,7 +16,7 @@ is shared: CPU time is the steadier figure) over ``--repeat`` runs, per document
   Python's `re` per field), no duplicate-key check (it keeps the last value), its own error texts;
 - `msgspec, untyped`: decoding to plain dicts, no validation;
 - `pysimdjson + Python validators`: simdjson's parser, the documents as dicts, then the validators;
-- `pysimdjson parse alone`.
+- `pysimdjson parse alone` (both only when pysimdjson is installed: it is not a dependency).
 """
 
 import argparse
@@ -86,9 +86,12 @@ def measure(fn, repeat: int) -> tuple[float, float]:
 
 def candidates(lines: list[bytes], schema: str, validate):
     import msgspec
-    import simdjson
 
-    parser = simdjson.Parser()
+    try:  # measured when installed (pip install pysimdjson); not a dependency of the project
+        import simdjson
+    except ImportError:
+        simdjson = None
+    parser = simdjson.Parser() if simdjson is not None else None
 
     def simdjson_parse_alone():
         for raw in lines:  # each parsed document is freed before the next parse (the parser is reused)
@@ -107,9 +110,10 @@ def candidates(lines: list[bytes], schema: str, validate):
         "pure path (orjson + Python validators)": lambda: [reader.read_pure(raw, validate) for raw in lines],
         "reader (chosen: msgspec + compiled checks)": lambda: [reader.read_message(raw, schema) for raw in lines],
         "msgspec, untyped": lambda: [untyped(raw) for raw in lines],
-        "pysimdjson + Python validators": simdjson_validated,
-        "pysimdjson parse alone": simdjson_parse_alone,
     }
+    if parser is not None:
+        out["pysimdjson + Python validators"] = simdjson_validated
+        out["pysimdjson parse alone"] = simdjson_parse_alone
     if schema == "assessment-request/1":
         struct = msgspec_struct_decoder()
         out["msgspec Struct, patterns in Meta"] = lambda: [struct(raw) for raw in lines]
