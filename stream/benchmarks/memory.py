@@ -38,7 +38,7 @@ from pathlib import Path
 import click
 import orjson
 
-from stream.benchmarks.soak import rss_kb
+from stream.benchmarks.soak import rss_kb, stop_on_sigterm
 from stream.loadgen import CURRENCIES, HEADINGS, OPERATORS, ORIGINS, WAREHOUSES
 
 LINES_PER_MANIFEST = 200
@@ -215,7 +215,7 @@ def _hwm_kb(pid: int) -> int | None:
     return None
 
 
-async def _produce_and_wait(bootstrap: str, skus: int, timeout: float) -> tuple[float, int]:
+async def _produce_and_wait(bootstrap: str, skus: int, timeout: float, exited=None) -> tuple[float, int]:
     """Produce the manifests, then count stock movements of their SKUs until all ``skus`` came out."""
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
@@ -236,6 +236,8 @@ async def _produce_and_wait(bootstrap: str, skus: int, timeout: float) -> tuple[
         moved = 0
         deadline = started + timeout
         while moved < skus and time.monotonic() < deadline:
+            if exited is not None and exited():
+                raise RuntimeError(f"the worker exited after {moved} of {skus} stock movements")
             batch = await consumer.getmany(timeout_ms=500, max_records=100_000)
             moved += sum(1 for messages in batch.values() for m in messages if marker in m.value)
     finally:
@@ -246,7 +248,7 @@ async def _produce_and_wait(bootstrap: str, skus: int, timeout: float) -> tuple[
     return time.monotonic() - started, moved
 
 
-def worker_memory(skus: int, partitions: int = 4, timeout: float = 1800.0, log_dir: str | None = None,
+def worker_memory(skus: int, partitions: int = 4, timeout: float = 900.0, log_dir: str | None = None,
                   settle: float = 5.0) -> dict:
     """(b): a real worker's RSS before and after it took manifests for ``skus`` SKUs."""
     from stream.benchmarks.e2e import FAST_ENV, _pipeline_run
@@ -270,7 +272,8 @@ def worker_memory(skus: int, partitions: int = 4, timeout: float = 1800.0, log_d
             asyncio.run(_pipeline_run(broker.bootstrap, warm, timeout=180))
             time.sleep(settle)
             before = rss_kb(worker.pid)
-            seconds, moved = asyncio.run(_produce_and_wait(broker.bootstrap, skus, timeout))
+            seconds, moved = asyncio.run(_produce_and_wait(broker.bootstrap, skus, timeout,
+                                                           lambda: worker.poll() is not None))
             time.sleep(settle)
             after = rss_kb(worker.pid)
             hwm = _hwm_kb(worker.pid)
@@ -290,12 +293,16 @@ def worker_memory(skus: int, partitions: int = 4, timeout: float = 1800.0, log_d
 def run(skus: int = 1_000_000, worker: bool = True, stock: bool = True, partitions: int = 4,
         log_dir: str | None = None, order_ids: int = 0) -> dict:
     out: dict = {"benchmark": "memory", "skus": skus, "python": sys.version.split()[0]}
+    def part(name: str, value: dict) -> None:  # each part on stderr as soon as it is measured
+        out[name] = value
+        print(orjson.dumps({name: value}).decode(), file=sys.stderr, flush=True)
+
     if stock:
-        out["stock"] = stock_memory(skus)
+        part("stock", stock_memory(skus))
     if order_ids:
-        out["order_ids"] = order_ids_memory(order_ids)
+        part("order_ids", order_ids_memory(order_ids))
     if worker:
-        out["worker"] = worker_memory(skus, partitions=partitions, log_dir=log_dir)
+        part("worker", worker_memory(skus, partitions=partitions, log_dir=log_dir))
     return out
 
 
@@ -309,6 +316,7 @@ def run(skus: int = 1_000_000, worker: bool = True, stock: bool = True, partitio
 @click.option("--log-dir", default=None, help="keep broker and worker logs here")
 def memory_command(skus, worker, stock, partitions, order_ids, log_dir):
     """A worker's memory per SKU: the Stock in-process (RSS and tracemalloc slopes) and a real worker."""
+    stop_on_sigterm()
     click.echo(orjson.dumps(run(skus=skus, worker=worker, stock=stock, partitions=partitions, log_dir=log_dir,
                                 order_ids=order_ids),
                             option=orjson.OPT_INDENT_2).decode())

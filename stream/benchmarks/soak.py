@@ -48,7 +48,6 @@ from stream.runtime.topics import DECLARATIONS, INBOUND, REJECTIONS
 
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-SNAPSHOT_SIGNAL = signal.SIGUSR1
 
 FIELDS = ("t_seconds", "worker_rss_kb", "broker_rss_kb", "worker_cpu_s", "broker_cpu_s", "orders_sent",
           "lines_sent", "declarations", "rejections", "lag_orders")
@@ -74,25 +73,38 @@ def cpu_seconds(pid: int) -> float | None:
 
 
 def _traced_worker() -> None:
-    """The worker under tracemalloc: SIGUSR1 writes a snapshot to $SOAK_SNAPSHOT_DIR/snapshot-N."""
+    """The worker under tracemalloc: when the file $SOAK_SNAPSHOT_DIR/take-N appears, a thread writes
+    a snapshot to snapshot-N there (a file, not a signal: the worker's framework owns SIGUSR1)."""
+    import threading
     import tracemalloc
 
     tracemalloc.start(int(os.environ.get("SOAK_TRACE_FRAMES", "4")))
     directory = Path(os.environ["SOAK_SNAPSHOT_DIR"])
-    taken = [0]
 
-    def on_signal(signum, frame):
-        taken[0] += 1
-        snapshot = tracemalloc.take_snapshot()
-        path = directory / f"snapshot-{taken[0]}"
-        snapshot.dump(str(path) + ".tmp")
-        os.replace(str(path) + ".tmp", path)
+    def watch():
+        n = 1
+        while True:
+            if (directory / f"take-{n}").exists():
+                snapshot = tracemalloc.take_snapshot()
+                path = directory / f"snapshot-{n}"
+                snapshot.dump(str(path) + ".tmp")
+                os.replace(str(path) + ".tmp", path)
+                n += 1
+            time.sleep(0.5)
 
-    signal.signal(SNAPSHOT_SIGNAL, on_signal)
+    threading.Thread(target=watch, name="soak-snapshots", daemon=True).start()
     sys.argv = ["customs-stream", "worker"]
     from stream.cli import main
 
     main()
+
+
+def stop_on_sigterm() -> None:
+    """SIGTERM ends the command like Ctrl-C: its finally blocks stop the broker and worker it started."""
+    def on_term(signum, frame):
+        raise KeyboardInterrupt("SIGTERM")
+
+    signal.signal(signal.SIGTERM, on_term)
 
 
 def _wait_for(path: Path, timeout: float) -> bool:
@@ -233,6 +245,8 @@ def run(minutes: float = 30.0, rate: float = 5000.0, partitions: int = 4, interv
         command = [sys.executable, "-m", "stream", "worker"]
         if tracemalloc:
             env.update(SOAK_SNAPSHOT_DIR=str(logs))
+            for old in list(logs.glob("take-*")) + list(logs.glob("snapshot-*")):
+                old.unlink()
             command = [sys.executable, "-c", "from stream.benchmarks.soak import _traced_worker; _traced_worker()"]
         log = open(logs / "worker.log", "ab")
         worker = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
@@ -242,14 +256,15 @@ def run(minutes: float = 30.0, rate: float = 5000.0, partitions: int = 4, interv
         try:
             asyncio.run(_pipeline_run(broker.bootstrap, warm, timeout=180))  # the worker is up and assigned
             result = asyncio.run(_soak(broker.bootstrap, cfg, minutes, rate, interval, csv_file, pids,
-                                       drain_timeout, worker if tracemalloc else None))
+                                       drain_timeout, worker if tracemalloc else None, logs))
             if worker.poll() is not None:
                 raise RuntimeError(f"the worker exited with {worker.returncode} during the soak (log: {logs / 'worker.log'})")
             if tracemalloc:
                 first, second = logs / "snapshot-1", logs / "snapshot-2"
-                if _wait_for(second, 120):
-                    time.sleep(1)
+                if _wait_for(second, 600):
                     result["tracemalloc_growth"] = snapshot_diff(first, second)
+                else:
+                    result["tracemalloc_growth"] = ["no second snapshot within 600 s"]
         finally:
             if worker.poll() is None:
                 worker.send_signal(signal.SIGTERM)
@@ -266,7 +281,7 @@ def run(minutes: float = 30.0, rate: float = 5000.0, partitions: int = 4, interv
 
 
 async def _soak(bootstrap: str, cfg: FeedConfig, minutes: float, rate: float, interval: float, csv_file: Path,
-                pids: dict[str, int], drain_timeout: float, traced: subprocess.Popen | None) -> dict:
+                pids: dict[str, int], drain_timeout: float, traced: subprocess.Popen | None, snapshots: Path | None = None) -> dict:
     counts = Counts()
     rows: list[dict] = []
     stop_count, stop_sample = asyncio.Event(), asyncio.Event()
@@ -279,9 +294,12 @@ async def _soak(bootstrap: str, cfg: FeedConfig, minutes: float, rate: float, in
         writer.writeheader()
         sampler = asyncio.ensure_future(_sample(pids, counts, rows, writer, out, interval, started, stop_sample))
 
+        taken = [0]
+
         def snapshot():
             if traced is not None:
-                os.kill(traced.pid, SNAPSHOT_SIGNAL)
+                taken[0] += 1
+                (snapshots / f"take-{taken[0]}").touch()
 
         stats = await produce(_paced_pages(cfg, started + minutes * 60.0, counts, snapshot, started + warm_window[1]),
                               bootstrap, rate=rate)
@@ -327,6 +345,7 @@ async def _soak(bootstrap: str, cfg: FeedConfig, minutes: float, rate: float, in
 def soak_command(minutes, rate, partitions, interval, csv_path, seed, skus, page_size, order_ids_hours,
                  snapshot_records, tracemalloc, log_dir):
     """A paced feed through a real broker and worker for many minutes: RSS over time, lag, declarations."""
+    stop_on_sigterm()
     click.echo(orjson.dumps(run(minutes=minutes, rate=rate, partitions=partitions, interval=interval, csv_path=csv_path,
                                 seed=seed, skus=skus, page_size=page_size, order_ids_hours=order_ids_hours,
                                 snapshot_records=snapshot_records, tracemalloc=tracemalloc, log_dir=log_dir),
