@@ -24,6 +24,9 @@ def test_e2e_with_two_risk_agents_reports_both_rates(tmp_path):
     assert risk["risk_declarations_per_second"] == pipeline["risk"]["declarations_per_second"] > 0
     assert risk["keeps_up"] == (risk["risk_declarations_per_second"] >= risk["worker_declarations_per_second"])
     assert result["transport_floor"] is None
+    assert risk["cpu_seconds"]["workers"] > 0 and risk["cpu_seconds"]["risk_agents"] > 0
+    assert risk["cpu_ms_per_declaration"]["risk_agents"] == pytest.approx(
+        risk["cpu_seconds"]["risk_agents"] * 1000 / 1500, abs=0.001)
 
 
 def test_the_options_are_on_the_command():

@@ -93,6 +93,19 @@ RISK_APP_ID = "customs-stream-risk"
 _RISK_COUNTED = re.compile(rb'^customs_risk_declarations_total\{outcome="([a-z_0-9]+)"\} ([0-9.e+]+)$', re.M)
 
 
+def _cpu_seconds(pids: list[int]) -> float | None:
+    """User + system CPU seconds the processes used so far (Linux /proc; None elsewhere)."""
+    try:
+        total = 0
+        for pid in pids:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+        return total / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -273,6 +286,8 @@ def run(orders: int = 200_000, workers: int = 1, partitions: int = 4, page_size:
                 procs.append(subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log))
                 log.close()
             watch = None
+            worker_pids = [proc.pid for proc in procs]
+            risk_pids: list[int] = []
             if with_risk:
                 ports = []
                 for n in range(risk_agents):
@@ -284,10 +299,13 @@ def run(orders: int = 200_000, workers: int = 1, partitions: int = 4, page_size:
                     if profile_risk and n == 0:
                         command[1:1] = ["-m", "cProfile", "-o", profile_risk]
                     procs.append(subprocess.Popen(command, env=risk_env, stdin=subprocess.DEVNULL, stdout=log, stderr=log))
+                    risk_pids.append(procs[-1].pid)
                     log.close()
                 watch = RiskWatch(ports)
             asyncio.run(_pipeline_run(broker.bootstrap, warm, timeout=120, risk=watch))  # workers up and assigned
+            cpu_before = (_cpu_seconds(worker_pids), _cpu_seconds(risk_pids))
             pipeline = asyncio.run(_pipeline_run(broker.bootstrap, pages, timeout, rate, risk=watch))
+            cpu_after = (_cpu_seconds(worker_pids), _cpu_seconds(risk_pids))
             floor = asyncio.run(_floor_run(broker.bootstrap, pages, timeout, partitions)) if floor else None
         finally:
             for proc in procs:
@@ -312,6 +330,14 @@ def run(orders: int = 200_000, workers: int = 1, partitions: int = 4, page_size:
                           "worker_lines_per_second": pipeline["lines_per_second"],
                           "risk_declarations_per_second": r["declarations_per_second"],
                           "keeps_up": r["declarations_per_second"] >= pipeline["declarations_per_second"]}
+        if None not in cpu_before and None not in cpu_after:
+            # CPU per declaration over the measured feed (the risk agents' until they counted it all): what
+            # the rates mean on a machine whose cores are shared, and how many agents keep up with a worker
+            declared = pipeline["orders"]
+            workers_cpu, risk_cpu = cpu_after[0] - cpu_before[0], cpu_after[1] - cpu_before[1]
+            result["risk"]["cpu_seconds"] = {"workers": round(workers_cpu, 2), "risk_agents": round(risk_cpu, 2)}
+            result["risk"]["cpu_ms_per_declaration"] = {"workers": round(workers_cpu * 1000 / declared, 3),
+                                                        "risk_agents": round(risk_cpu * 1000 / declared, 3)}
     return result
 
 
