@@ -285,3 +285,11 @@ def test_any_claims_or_answers_message_is_applied_or_rejected_never_raises(topic
         assert effects.body is None and len(rejected) == 1
     elif effects.body is not None:
         state.apply(orjson.loads(orjson.dumps(effects.body)))
+
+
+def test_partition_of_is_kafkas_default_partitioner():
+    from aiokafka.partitioner import DefaultPartitioner
+
+    partitions = list(range(PARTITIONS))
+    for key in (b"a", b"TF-2026-000123", f"{SELLER.bin}:FMU-778899".encode(), "\u00e9".encode()):
+        assert partition_of(key, PARTITIONS) == DefaultPartitioner()(key, partitions, partitions)

@@ -28,8 +28,6 @@ the partition's own receipt index is exact and decides at once (the fast path).
 """
 from __future__ import annotations
 
-from aiokafka.partitioner import murmur2
-
 CLAIMS = "taxfree.receipt-claims"
 ANSWERS = "taxfree.receipt-answers"
 CLAIMS_SCHEMA = "taxfree-receipt-claims/1"
@@ -38,9 +36,15 @@ MAX_ENTRIES = 1000  # claims or answers per message at most (a page's claims are
 MAX_TEXT = 300  # a receipt key (12-digit BIN, ':', a receipt number) or a document id
 
 
+_murmur2 = None
+
+
 def partition_of(key: bytes, partitions: int) -> int:
     """The partition Kafka's default partitioner (murmur2, positive) gives `key`."""
-    return (murmur2(key) & 0x7FFFFFFF) % partitions
+    global _murmur2
+    if _murmur2 is None:  # aiokafka's, imported on first use (the offline commands need no Kafka client)
+        from aiokafka.partitioner import murmur2 as _murmur2
+    return (_murmur2(key) & 0x7FFFFFFF) % partitions
 
 
 def claim_messages(claims: list[dict], reply_to: int, partitions: int) -> list[tuple[bytes, bytes, int]]:
