@@ -384,3 +384,31 @@ def test_reserve_compiled_equals_twin_equals_one_order_at_a_time(data):
     assert twin.reserve(twin_avail, slots, qty, starts) == ref_ok and twin_avail == ref_avail
     via = list(avail)
     assert columns.reserve(via, slots, qty, starts) == ref_ok and via == ref_avail
+
+
+# -- totals kept between ticks -------------------------------------------------------------------
+
+@settings(max_examples=100, deadline=None)
+@given(steps=st.lists(st.tuples(st.sampled_from(["recv", "decl", "facts", "totals", "day"]), st.integers(0, 5),
+                                st.integers(1, 9)), max_size=40))
+def test_totals_kept_between_calls_equal_a_full_valuation(steps):
+    """`Stock.totals` with a token (values only the keys changed since) equals the full pass."""
+    from stream.warehouse.stock import Stock
+
+    day = [0]
+
+    def value_of(units, price, currency):
+        return units * int(price) * (3 + day[0]) + len(currency)
+
+    stock = Stock(0)
+    for kind, sku, n in steps:
+        key = ["WH-1" if sku % 2 else "WH-2", f"S-{sku}"]
+        if kind == "recv":
+            stock.apply({"recv": [[*key, n]], "facts": [[*key, {"unit_price": str(n), "currency": "USD"}]]})
+        elif kind == "decl" and stock.on_hand(tuple(key)) >= n:
+            stock.apply({"decl": [[*key, n]]})
+        elif kind == "facts" and tuple(key) in stock.facts:
+            stock.apply({"facts": [[*key, {"unit_price": str(n * 2), "currency": "EUR"}]]})
+        elif kind == "day":
+            day[0] += 1
+        assert stock.totals(value_of, token=("v", day[0])) == stock.totals(value_of)

@@ -131,15 +131,19 @@ class WarehouseDomain:
         if self.metrics is None:
             return
         self.metrics.set_pending(sum(len(stock.pending) for stock in states.values()))
-        for wh, row in totals(states.values(), self.value_of).items():
+        # the valuer's answers depend on the day (its rate): the totals are kept per partition and
+        # only what changed since the last tick is valued again, unless the day changed
+        today = getattr(self.value_of, "today", None)
+        token = (id(self.value_of), today()) if today is not None else ("none",) if self.value_of is None else None
+        for wh, row in totals(states.values(), self.value_of, token).items():
             self.metrics.set_stock(wh, row["on_hand"], row["value_tiyn"])
 
 
-def totals(stocks, value_of=None) -> dict[str, dict[str, int]]:
-    """Stock totals per warehouse over the partitions given."""
+def totals(stocks, value_of=None, token=None) -> dict[str, dict[str, int]]:
+    """Stock totals per warehouse over the partitions given (``token``: see `Stock.totals`)."""
     out: dict[str, dict[str, int]] = {}
     for stock in stocks:
-        for wh, row in stock.totals(value_of).items():
+        for wh, row in stock.totals(value_of, token).items():
             acc = out.setdefault(wh, dict.fromkeys(row, 0))
             for k, v in row.items():
                 acc[k] += v

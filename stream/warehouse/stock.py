@@ -75,26 +75,68 @@ class Stock:
         self._rank: dict[str, int] = {}  # order_id -> its place in the FIFO
         self._next_rank = 0
         self.seq = 0  # stock transactions applied: every input message and every tick that moved something
+        # derived (not in the body): the totals kept between calls of `totals` with a token, and the
+        # keys `apply` changed since
+        self._valued: dict[tuple[str, str], tuple[int, int, int, int]] | None = None
+        self._sums: dict[str, dict[str, int]] = {}
+        self._valued_token: object = None
+        self._dirty: set[tuple[str, str]] = set()
 
     def on_hand(self, key: tuple[str, str]) -> int:
         return self.received.get(key, 0) - self.declared.get(key, 0)
 
-    def totals(self, value_of: Callable[[int, str, str], int] | None = None) -> dict[str, dict[str, int]]:
+    def totals(self, value_of: Callable[[int, str, str], int] | None = None,
+               token: object = None) -> dict[str, dict[str, int]]:
         """Per warehouse: units received, declared, on hand, the number of SKUs held and, with
-        ``value_of(units, unit_price, currency) -> tiyn``, the value of what is on hand."""
-        out: dict[str, dict[str, int]] = {}
-        for (wh, sku), received in self.received.items():
-            row = out.setdefault(wh, {"received": 0, "declared": 0, "on_hand": 0, "skus": 0, "value_tiyn": 0})
-            declared = self.declared.get((wh, sku), 0)
-            row["received"] += received
-            row["declared"] += declared
-            row["on_hand"] += received - declared
-            row["skus"] += 1 if received > declared else 0
-            if value_of is not None and received > declared:
-                facts = self.facts.get((wh, sku)) or {}
-                if "unit_price" in facts:  # records written before prices were kept have none
-                    row["value_tiyn"] += value_of(received - declared, facts["unit_price"], facts["currency"])
-        return out
+        ``value_of(units, unit_price, currency) -> tiyn``, the value of what is on hand.
+
+        With a ``token`` (what ``value_of``'s answers depend on besides its arguments: the valuer
+        and the day), the totals are kept between calls and only the keys changed since (by
+        `apply`) are valued again; another token values every key again. Without one, every key
+        is valued (the result is the same)."""
+        if token is None:
+            out: dict[str, dict[str, int]] = {}
+            for key in self.received:
+                self._add_row(out, key, self._row(key, value_of), 1)
+            return out
+        if self._valued is None or self._valued_token != token:
+            self._valued, self._sums, self._valued_token = {}, {}, token
+            changed = list(self.received)
+        else:
+            changed = list(self._dirty)
+        self._dirty = set()
+        valued, sums = self._valued, self._sums
+        for key in changed:
+            old = valued.pop(key, None)
+            if old is not None:
+                self._add_row(sums, key, old, -1)
+            if key in self.received:
+                row = valued[key] = self._row(key, value_of)
+                self._add_row(sums, key, row, 1)
+        return {wh: dict(row) for wh, row in sums.items()}
+
+    def _row(self, key: tuple[str, str], value_of) -> tuple[int, int, int, int]:
+        """One key's part of the totals: received, declared, SKUs held (0 or 1), value on hand."""
+        received = self.received[key]
+        declared = self.declared.get(key, 0)
+        value = 0
+        if value_of is not None and received > declared:
+            facts = self.facts.get(key) or {}
+            if "unit_price" in facts:  # records written before prices were kept have none
+                value = value_of(received - declared, facts["unit_price"], facts["currency"])
+        return received, declared, 1 if received > declared else 0, value
+
+    @staticmethod
+    def _add_row(out: dict, key: tuple[str, str], part: tuple[int, int, int, int], sign: int) -> None:
+        row = out.get(key[0])
+        if row is None:
+            row = out[key[0]] = {"received": 0, "declared": 0, "on_hand": 0, "skus": 0, "value_tiyn": 0}
+        received, declared, held, value = part
+        row["received"] += sign * received
+        row["declared"] += sign * declared
+        row["on_hand"] += sign * (received - declared)
+        row["skus"] += sign * held
+        row["value_tiyn"] += sign * value
 
     def begin(self, now: float) -> "Txn":
         return Txn(self, now)
@@ -102,14 +144,21 @@ class Stock:
     def apply(self, body: dict) -> None:
         """Apply one transaction's body (live, or replayed from the changelog on recovery; the
         runtime applies each record once). A snapshot's body carries the ``seq`` it was taken at."""
+        dirty = self._dirty if self._valued is not None else None
         for wh, sku, qty in body.get("recv", ()):
             key = (wh, sku)
             self.received[key] = self.received.get(key, 0) + qty
+            if dirty is not None:
+                dirty.add(key)
         for wh, sku, facts in body.get("facts", ()):
             self.facts[(wh, sku)] = facts
+            if dirty is not None:
+                dirty.add((wh, sku))
         for wh, sku, qty in body.get("decl", ()):
             key = (wh, sku)
             self.declared[key] = self.declared.get(key, 0) + qty
+            if dirty is not None:
+                dirty.add(key)
         self.manifests.update(body.get("m", {}))
         at = body.get("at")
         times = self.order_times
