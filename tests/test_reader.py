@@ -287,9 +287,14 @@ def test_compiled_pair_counts_equal_their_twins(data):
             candidate = orjson.loads(orjson.dumps(candidate))
         except TypeError:
             continue
-        for name in ("request_pairs", "order_pairs", "manifest_pairs"):
+        raw = orjson.dumps(candidate)
+        for kind, name in enumerate(("request_pairs", "order_pairs", "manifest_pairs")):
             try:
                 expected = getattr(scan_twin, name)(candidate)
+                vouched = scan_twin.vouch(raw, [candidate], kind, 0)
             except (AttributeError, TypeError, KeyError):  # shapes the decoder never lets through
                 continue
             assert getattr(scan_compiled, name)(candidate) == expected, (name, candidate)
+            assert scan_compiled.vouch(raw, [candidate], kind, 0) == vouched
+            page = b'{"schema":"page/1","items":[' + raw + b"," + raw + b"]}"
+            assert scan_compiled.vouch(page, [candidate] * 2, kind, 2) == scan_twin.vouch(page, [candidate] * 2, kind, 2)

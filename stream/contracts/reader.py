@@ -26,10 +26,9 @@ from stream.contracts import validate as _v
 from stream.contracts.validate import (MAX_LINES, MAX_PAGE_ITEMS, MAX_QTY, parse_json_line, ref_of,
                                        validate_document)
 
-__all__ = ["Rejection", "backend", "read_message", "read_pure", "ACCEPTS"]
+__all__ = ["Rejection", "backend", "read_message", "read_pure", "reader_for", "ACCEPTS"]
 
 _scan_module = load_kernel("feedscan", "stream.contracts._feedscan", "stream.contracts._feedscan_py")
-_scan_keys = _scan_module.scan_keys
 
 
 def backend() -> str:
@@ -91,6 +90,19 @@ def read_message(raw: bytes, schema: str, validate: Callable | None = None, enve
         if items is not None:
             return items
     return read_pure(raw, check, envelope_ref)
+
+
+def reader_for(schema: str, validate: Callable | None = None, envelope_ref: bool = True) -> Callable[[bytes], list]:
+    """`read_message` bound to its arguments, for a loop over many messages (the backend chosen now)."""
+    check = ACCEPTS[schema] if validate is None else validate
+    fast = _FAST[schema] if _FAST is not None else None
+    if fast is None:
+        return lambda raw: read_pure(raw, check, envelope_ref)
+
+    def read(raw: bytes) -> list:
+        items = fast(raw)
+        return items if items is not None else read_pure(raw, check, envelope_ref)
+    return read
 
 
 # -- the fast path ---------------------------------------------------------------------------------
@@ -180,14 +192,12 @@ def _build_fast():
         lines: Annotated[list[ManifestLine], Meta(min_length=1, max_length=MAX_LINES)]
 
     # The string patterns msgspec does not check (ids, codes, decimal strings, dates), and the pairs the
-    # decoded document holds: compiled (ext/feedscan.pyx), held equal to the validator's regexes.
-    request_ok, order_ok, manifest_ok = (_scan_module.request_pairs, _scan_module.order_pairs,
-                                         _scan_module.manifest_pairs)
-
+    # decoded documents hold against the message's: compiled (ext/feedscan.pyx), held equal to the
+    # validator's regexes.
+    vouch = _scan_module.vouch
     decode_error = msgspec.ValidationError, msgspec.DecodeError
-    scan_keys = _scan_keys
 
-    def reader(doc_type, doc_ok):
+    def reader(doc_type, kind: int):
         class Page(TypedDict):
             schema: Literal["page/1"]
             items: Annotated[list[doc_type], Meta(min_length=1, max_length=MAX_PAGE_ITEMS)]
@@ -198,30 +208,21 @@ def _build_fast():
         def read(raw: bytes) -> list | None:
             """The message's documents when the fast path can vouch for every one of them, else None."""
             try:
-                doc = decode_doc(raw)
+                docs = [decode_doc(raw)]
+                extra = 0
             except decode_error:
                 try:
                     page = decode_page(raw)
                 except decode_error:
                     return None
-                pairs = len(page)
-                items = page["items"]
-                for item in items:
-                    n = doc_ok(item)
-                    if n < 0:
-                        return None
-                    pairs += n
-                return items if scan_keys(raw) == pairs else None
-            pairs = doc_ok(doc)
-            if pairs < 0 or scan_keys(raw) != pairs:
-                return None
-            return [doc]
+                docs, extra = page["items"], len(page)
+            return docs if vouch(raw, docs, kind, extra) else None
         return read
 
     return {
-        "assessment-request/1": reader(Request, request_ok),
-        "order/1": reader(Order, order_ok),
-        "goods-manifest/1": reader(Manifest, manifest_ok),
+        "assessment-request/1": reader(Request, 0),
+        "order/1": reader(Order, 1),
+        "goods-manifest/1": reader(Manifest, 2),
     }
 
 

@@ -8,7 +8,7 @@ import click
 import orjson
 
 from stream._gc import gc_paused
-from stream.contracts.reader import Rejection, read_message
+from stream.contracts.reader import Rejection, reader_for
 from stream.contracts.reasons import rejection
 from stream.declaration.engine import Assessor
 
@@ -21,10 +21,11 @@ def documents(lines: Iterable[bytes]) -> Iterator[dict | Rejection]:
     `Rejection` of one that is not (the reader's: stream/contracts/reader.py). A `page/1` line yields
     its items one by one; blank lines are skipped. A line that cannot be read at all (bad JSON, a
     bad page envelope) is one rejection with ref null."""
+    read = reader_for("assessment-request/1", envelope_ref=False)
     for raw in lines:
         if not raw or raw.isspace():
             continue
-        yield from read_message(raw, "assessment-request/1", envelope_ref=False)
+        yield from read(raw)
 
 
 def assess_stream(lines: Iterable[bytes], out: BinaryIO, assessor: Assessor, *, batch: int = BATCH_DOCUMENTS,
@@ -50,16 +51,20 @@ def assess_stream(lines: Iterable[bytes], out: BinaryIO, assessor: Assessor, *, 
         to_assess.clear()
         positions.clear()
 
+    read = reader_for("assessment-request/1", envelope_ref=False)  # what `documents` yields, inlined
     with gc_paused():
-        for doc in documents(lines):
-            if doc.__class__ is Rejection:
-                slots.append(dumps(rejection(*doc)) + b"\n")
-            else:
-                positions.append(len(slots))
-                slots.append(None)
-                to_assess.append(doc)
-            if len(slots) >= batch:
-                flush()
+        for raw in lines:
+            if not raw or raw.isspace():
+                continue
+            for doc in read(raw):
+                if doc.__class__ is Rejection:
+                    slots.append(dumps(rejection(*doc)) + b"\n")
+                else:
+                    positions.append(len(slots))
+                    slots.append(None)
+                    to_assess.append(doc)
+                if len(slots) >= batch:
+                    flush()
         if slots:
             flush()
     out.flush()
