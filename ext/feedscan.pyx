@@ -7,7 +7,7 @@
 # (a key written with an escape), and on objects too wide or too deep for its fixed tables; the reader
 # then takes the pure path. Only ever called on valid JSON.
 
-from libc.string cimport memcmp
+from libc.string cimport memchr, memcmp
 
 cdef enum:
     MAX_DEPTH = 64
@@ -43,6 +43,7 @@ cdef Py_ssize_t _scan(const unsigned char *s, Py_ssize_t n) noexcept nogil:
     cdef Py_ssize_t i = 0, start, end, j, k, pairs = 0, top = 0, depth = 0
     cdef bint escaped
     cdef unsigned char c
+    cdef const unsigned char *quote
     cdef Py_ssize_t key_start[MAX_LIVE_KEYS]
     cdef Py_ssize_t key_len[MAX_LIVE_KEYS]
     cdef Py_ssize_t frame_base[MAX_DEPTH + 1]
@@ -54,12 +55,16 @@ cdef Py_ssize_t _scan(const unsigned char *s, Py_ssize_t n) noexcept nogil:
                 i += 1
                 start = i
                 escaped = False
-                while i < n and s[i] != 34:
-                    if s[i] == 92:
-                        escaped = True
-                        i += 2
-                    else:
-                        i += 1
+                quote = <const unsigned char *>memchr(s + i, 34, n - i)
+                if quote != NULL and memchr(s + i, 92, quote - (s + i)) == NULL:
+                    i = quote - s  # no escape before the next quote: it closes the string
+                else:
+                    while i < n and s[i] != 34:
+                        if s[i] == 92:
+                            escaped = True
+                            i += 2
+                        else:
+                            i += 1
                 end = i
                 i += 1
                 j = _skip_ws(s, i, n)
