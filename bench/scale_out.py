@@ -157,8 +157,8 @@ def one(orders: int, workers: int, partitions: int, **kwargs) -> dict:
     floors = [p for p in phases.phases if p[0] == "_floor_run"]
     pipe = result["pipeline"]
     row = {"workers": workers, "partitions": partitions, "order_lines": pipe["order_lines"],
-           "lines_per_second": pipe["lines_per_second"], "floor_lines_per_second": result["transport_floor"]["lines_per_second"],
-           "ratio": result["ratio"], "latency_p50_ms": pipe["latency_p50_ms"], "seconds": pipe["seconds"],
+           "lines_per_second": pipe["lines_per_second"], "floor_lines_per_second": (result.get("transport_floor") or {}).get("lines_per_second"),
+           "ratio": result.get("ratio"), "latency_p50_ms": pipe["latency_p50_ms"], "seconds": pipe["seconds"],
            "duplicate_declarations": pipe["duplicate_declarations"]}
     if len(pipelines) >= 2:  # warm-up, then the measured feed
         _, wall, cpu = pipelines[-1]
