@@ -146,8 +146,8 @@ def _effects(outcome: Outcome | None, new_documents: int = 0, partition: int = 0
 
 class TaxfreeDomain:
     name = "taxfree"
-    inputs = (DOCUMENTS, CONFIRMATIONS, CANCELLATIONS, CLAIMS, ANSWERS)
-    outputs = (DECISIONS, REJECTIONS, CLAIMS, ANSWERS)
+    inputs = (DOCUMENTS, CONFIRMATIONS, CANCELLATIONS)  # and CLAIMS, ANSWERS with more than one partition
+    outputs = (DECISIONS, REJECTIONS)
     rejections = REJECTIONS
     tick_seconds = 10.0  # the validity ends at a day's end; held inputs expire after minutes
 
@@ -166,6 +166,9 @@ class TaxfreeDomain:
         # them with this count): with more than one, receipts are claimed from their partitions (claims.py)
         self.partitions = partitions
         decider.claims = partitions > 1
+        if decider.claims:  # one partition reads and writes no claims: its own receipt index decides
+            self.inputs = (*TaxfreeDomain.inputs, CLAIMS, ANSWERS)
+            self.outputs = (*TaxfreeDomain.outputs, CLAIMS, ANSWERS)
         self.ledgers: dict[int, Ledger] = {}  # the partitions this worker holds, for the API
 
     def new_state(self, partition: int) -> Ledger:
