@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stream.audit.risk_route import pages_of, partition_of
+from tests.schema_oracle import schema_validator
 
 refs = st.one_of(st.none(), st.sampled_from(["b1", "b2", "b3", "b4", "b5", "b6", "b7"]))
 docs = st.builds(lambda n, ref, pad: {"schema": "declaration/2", "declaration_id": f"D-{n}", "buyer_ref": ref,
@@ -64,3 +65,15 @@ def test_one_buyers_declarations_share_a_partition_whatever_their_warehouse():
     out = pages_of(values, 8, 1 << 20)
     assert len(out) == 1 and out[0][0] == partition_of(b"same", 8)
     assert [orjson.dumps(i) for i in orjson.loads(out[0][1])["items"]] == values
+
+
+def test_a_message_over_the_page_limit_is_refused_not_routed():
+    from stream.audit.risk_route import refuse_oversized
+
+    small = orjson.dumps({"schema": "declaration/2", "declaration_id": "D-1", "buyer_ref": None})
+    values, refused = refuse_oversized([("declarations", 0, 5, small), ("declarations", 1, 9, b"x" * 2000),
+                                        ("declarations", 0, 6, None)], 1000)
+    assert values == [small, None]
+    [doc] = [orjson.loads(r) for r in refused]
+    assert doc["reason"] == "too_large" and doc["ref"] is None and doc["source"] == "declarations/1/9/0"
+    schema_validator("rejection-1.json").validate(doc)

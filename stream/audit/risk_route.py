@@ -21,8 +21,11 @@ import asyncio
 import logging
 import zlib
 
+import orjson
+
+from stream.contracts.reasons import rejection
 from stream.contracts.validate import MAX_PAGE_ITEMS, parse_json_line
-from stream.runtime.topics import DECLARATIONS, RISK_DECLARATIONS
+from stream.runtime.topics import DECLARATIONS, REJECTIONS, RISK_DECLARATIONS
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +78,22 @@ def pages_of(values: list[bytes | None], partitions: int, page_bytes: int,
     return out
 
 
+def refuse_oversized(messages, page_bytes: int) -> tuple[list[bytes | None], list[bytes]]:
+    """(values to route, rejection/1 documents): a message over the page limit cannot be routed (the producer
+    would refuse it again and again); it is answered with `too_large`, as the runtime answers one at its input.
+    ``messages`` are (topic, partition, offset, value)."""
+    values, refused = [], []
+    for topic, partition, offset, value in messages:
+        if value is not None and len(value) > page_bytes:
+            doc = rejection(None, "too_large", f"message at {topic}[{partition}]@{offset} has {len(value)} bytes, more "
+                                              f"than the {page_bytes} allowed")
+            doc["source"] = f"{topic}/{partition}/{offset}/0"
+            refused.append(orjson.dumps(doc))
+        else:
+            values.append(value)
+    return values, refused
+
+
 class RiskRouter:
     """One member of the route group: consume `declarations`, produce pages to `risk.declarations`."""
 
@@ -105,16 +124,19 @@ class RiskRouter:
                 batches = await consumer.getmany(timeout_ms=200, max_records=self.max_records)
                 if not batches:
                     continue
-                values = [m.value for tp in sorted(batches) for m in batches[tp]]
+                values, refused = refuse_oversized(
+                    [(m.topic, m.partition, m.offset, m.value) for tp in sorted(batches) for m in batches[tp]],
+                    self.page_bytes)
                 futures = [await producer.send(RISK_DECLARATIONS, message, partition=partition)
                            for partition, message in pages_of(values, partitions, self.page_bytes)]
+                futures += [await producer.send(REJECTIONS, doc) for doc in refused]
                 await asyncio.gather(*futures)  # a failure raises: the offsets stay uncommitted
                 try:
                     await consumer.commit({tp: messages[-1].offset + 1 for tp, messages in batches.items()})
                 except Exception as error:  # e.g. the partitions moved: routed again, recognised as duplicates
                     log.warning("risk route: commit failed (%s: %s); those declarations are routed again",
                                 type(error).__name__, error)
-                self.routed += len(values)
+                self.routed += len(values) + len(refused)
         finally:
             await consumer.stop()
             await producer.stop()
