@@ -19,6 +19,13 @@
   (stream/audit/risk_route.py, an app task of the same worker), so a page of declarations costs one
   record and one acknowledgement, and a buyer's parcels share a partition. A single declaration (not in
   a page) is scored alike.
+- A page bends the runtime's rule that ``handle`` leaves the state alone, and only this way: each
+  declaration's body is applied as soon as it is decided (``RiskState.stage``), so the next one is scored
+  against it, exactly as one record per declaration would; the page's body is the list of those bodies, and
+  ``RiskState.apply`` recognises it as applied (a replay applies them one by one). A declaration that fails
+  is not staged. What the runtime could still refuse after ``handle`` (outputs over the producer's limit; a
+  risk score is a few kB) would leave the live state ahead of its changelog until the partition is rebuilt;
+  ``RiskState.begin_page`` logs an error when that happened.
 """
 from __future__ import annotations
 
