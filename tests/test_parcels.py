@@ -182,3 +182,16 @@ def test_no_message_crashes_the_flow(domain_factory, raw):
                 assert doc["reason"] in REASONS
             else:
                 DECLARATION_2.validate(doc)
+
+
+def test_a_parcel_declaration_has_clickhouse_rows(domain_factory):
+    """A parcel has no warehouse: its declaration still becomes a row and its lines (warehouse_id '')."""
+    from stream.analytics.rows import Source
+    from stream.warehouse.rows import declaration_rows
+
+    with DomainHarness(domain_factory()) as h:
+        h.feed(PARCELS, parcel(7, price="400.00"), key=b"PX-7")
+        declared = h.sent(DECLARATIONS)
+    rows = declaration_rows(declared, Source(DECLARATIONS, 0))
+    assert [row[:3] for row in rows["declarations"]] == [(declared[0]["declaration_id"], "PX-7", "")]
+    assert len(rows["declaration_lines"]) == 1 and rows["declaration_lines"][0][3] == ""

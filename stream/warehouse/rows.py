@@ -3,7 +3,7 @@
 Registered with the analytics sink (stream/analytics/rows.py) on import; the sink imports this
 module by itself.
 - `declarations` topic: `assessment/1` + ids (declaration-1.json) and `declaration/2`
-  (declaration-2.json). A line's `qty` is taken from the line: declaration/2 carries it, an
+  (declaration-2.json; a parcel's has `warehouse_id` null, its rows ''). A line's `qty` is taken from the line: declaration/2 carries it, an
   assessment/1 line does not (its qty is then 0: the document did not say).
 - `stock.movements` topic: `stock-movement/1`, what one stock transaction moved for one
   (warehouse, sku); its received and declared quantities become one row each, with an id from
@@ -42,7 +42,8 @@ def declaration_rows(docs: list[dict], source: Source) -> dict[str, list[tuple]]
     for doc in docs:
         declaration_id = text(doc["declaration_id"], "declaration_id")
         order_id = text(doc["order_id"], "order_id")
-        warehouse_id = text(doc["warehouse_id"], "warehouse_id")
+        # the parcel flow has no warehouse (declaration/2 says null): its rows carry ''
+        warehouse_id = text(doc["warehouse_id"], "warehouse_id", "")
         declared_at = to_date(doc["declared_at"])
         doc_lines = doc.get("lines") or ()
         if not isinstance(doc_lines, list):
