@@ -331,6 +331,33 @@ def movement(warehouse_id, sku, at, partition, seq, received_qty, declared_qty, 
         free(b.data)
 
 
+cdef void _reserve_spans(int64_t* a, const int64_t* s, const int64_t* q, const int64_t* st,
+                         Py_ssize_t orders, unsigned char* ok) noexcept nogil:
+    """Order k's lines are s/q[st[k]:st[k + 1]]: reserved (ok[k] = 1, ``a`` reduced) only when every
+    slot is known (>= 0) and covers the order's sum of it, else ``a`` is left as it was (ok[k] = 0)."""
+    cdef Py_ssize_t k, i, lo, hi
+    cdef bint fine
+    for k in range(orders):
+        lo = st[k]
+        hi = st[k + 1]
+        fine = True
+        for i in range(lo, hi):
+            if s[i] < 0:
+                fine = False
+                break
+        if fine:
+            for i in range(lo, hi):
+                a[s[i]] -= q[i]
+            for i in range(lo, hi):
+                if a[s[i]] < 0:
+                    fine = False
+                    break
+            if not fine:
+                for i in range(lo, hi):
+                    a[s[i]] += q[i]
+        ok[k] = fine
+
+
 def reserve(avail, slots, qty, starts):
     """The page's orders reserved in order (see the twin): per order 1 (reserved) or 0; ``avail`` reduced.
     Columns: ``avail`` int64 (per slot), ``slots``/``qty`` int64 per line, ``starts`` int64 per order + 1."""
@@ -338,37 +365,34 @@ def reserve(avail, slots, qty, starts):
     cdef const int64_t[::1] s = slots
     cdef const int64_t[::1] q = qty
     cdef const int64_t[::1] st = starts
-    cdef Py_ssize_t k, i, lo, hi, orders = st.shape[0] - 1
-    cdef bint ok
-    out = bytearray(orders if orders > 0 else 0)
+    cdef Py_ssize_t k, i, orders = st.shape[0] - 1
+    if orders <= 0:
+        return []
+    # checked once here, so the kernel reads no index it was not given
+    if st[0] < 0 or st[orders] > s.shape[0] or st[orders] > q.shape[0]:
+        raise ValueError("starts: beyond the line columns")
+    for k in range(orders):
+        if st[k] > st[k + 1]:
+            raise ValueError("starts: not in order")
+    for i in range(st[orders]):
+        if s[i] >= a.shape[0]:
+            raise IndexError("slots: beyond the available units")
+    out = bytearray(orders)
     cdef unsigned char[::1] o = out
+    cdef int64_t empty = 0
+    # an empty column has no first element to point at; no span reads it then
+    cdef int64_t* ap = &a[0] if a.shape[0] else &empty
+    cdef const int64_t* sp = &s[0] if s.shape[0] else &empty
+    cdef const int64_t* qp = &q[0] if q.shape[0] else &empty
     with nogil:
-        for k in range(orders):
-            lo = st[k]
-            hi = st[k + 1]
-            ok = True
-            for i in range(lo, hi):
-                if s[i] < 0:
-                    ok = False
-                    break
-            if ok:
-                for i in range(lo, hi):
-                    a[s[i]] -= q[i]
-                for i in range(lo, hi):
-                    if a[s[i]] < 0:
-                        ok = False
-                        break
-                if not ok:
-                    for i in range(lo, hi):
-                        a[s[i]] += q[i]
-            o[k] = ok
+        _reserve_spans(ap, sp, qp, &st[0], orders, &o[0])
     return list(out)
 
 
 def reserve_orders(list queued, dict facts, dict known, available, dict cache, dict reserved):
     """The twin's reserve_orders (stream/warehouse/_columns_py.py), on C arrays: the same result, the
     same updates of ``cache`` and ``reserved``. Units that do not fit int64 go to the twin."""
-    cdef Py_ssize_t total = 0, orders = len(queued), k, i, lo, hi, n, slots_n = 0, slot
+    cdef Py_ssize_t total = 0, orders = len(queued), k, i, n, slots_n = 0, slot
     cdef int64_t* s = NULL
     cdef int64_t* q = NULL
     cdef int64_t* st = NULL
@@ -379,7 +403,6 @@ def reserve_orders(list queued, dict facts, dict known, available, dict cache, d
     cdef list keys_at = []
     cdef list keys, lines, out, need
     cdef tuple entry
-    cdef bint fine
     for entry in queued:
         total += len(<list>entry[2])
     try:
@@ -423,25 +446,7 @@ def reserve_orders(list queued, dict facts, dict known, available, dict cache, d
                 n += 1
             st[k + 1] = n
         with nogil:
-            for k in range(orders):
-                lo = st[k]
-                hi = st[k + 1]
-                fine = True
-                for i in range(lo, hi):
-                    if s[i] < 0:
-                        fine = False
-                        break
-                if fine:
-                    for i in range(lo, hi):
-                        a[s[i]] -= q[i]
-                    for i in range(lo, hi):
-                        if a[s[i]] < 0:
-                            fine = False
-                            break
-                    if not fine:
-                        for i in range(lo, hi):
-                            a[s[i]] += q[i]
-                ok[k] = fine
+            _reserve_spans(a, s, q, st, orders, ok)
         for slot in range(slots_n):
             key = keys_at[slot]
             cache[key] = a[slot]
