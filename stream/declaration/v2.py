@@ -100,12 +100,7 @@ class DeclarationBuilder:
     def build_many(self, sources: Sequence[Source]) -> list[dict]:
         """One declaration/2 per source, in order. A source whose assessment is not an assessment/1 of
         its request (a rejection, another order, other lines) is a caller's error: ValueError."""
-        for source in sources:
-            _check_pair(source.assessment, source.request)
-        descriptions = [line["description"] for s in sources for line in s.request["lines"]]
-        categories = [line.get("category") for s in sources for line in s.request["lines"]]
-        codes, permille = self.classifier.classify_batch(descriptions, categories) if descriptions else ([], [])
-        confidence = permille.tolist() if descriptions else []
+        codes, confidence = self._classified(sources)
         out = []
         at = 0
         for source in sources:
@@ -113,6 +108,18 @@ class DeclarationBuilder:
             out.append(self._declaration(source, codes[at:at + count], confidence[at:at + count]))
             at += count
         return out
+
+    def _classified(self, sources: Sequence[Source]) -> tuple[list[str], list[int]]:
+        """Each source checked against its request, then the classifier's code and confidence (permille)
+        for every line of every source, in order: one batch for the page."""
+        for source in sources:
+            _check_pair(source.assessment, source.request)
+        descriptions = [line["description"] for s in sources for line in s.request["lines"]]
+        if not descriptions:
+            return [], []
+        categories = [line.get("category") for s in sources for line in s.request["lines"]]
+        codes, permille = self.classifier.classify_batch(descriptions, categories)
+        return list(codes), permille.tolist()
 
     def _head(self, source: Source) -> tuple:
         """What a declaration takes from its source besides the assessment and the request's lines."""
@@ -132,13 +139,8 @@ class DeclarationBuilder:
     def write_many(self, sources: Sequence[Source]) -> list[bytes]:
         """`build_many`, serialised: each document as ``orjson.dumps`` of its `build_many` dict gives
         it, byte for byte, written by the compiled writer (stream.warehouse._columns) or its twin."""
-        for source in sources:
-            _check_pair(source.assessment, source.request)
-        descriptions = [line["description"] for s in sources for line in s.request["lines"]]
-        categories = [line.get("category") for s in sources for line in s.request["lines"]]
-        codes, permille = self.classifier.classify_batch(descriptions, categories) if descriptions else ([], [])
-        confidence = permille.tolist() if descriptions else []
-        return _writer().declarations(list(sources), list(codes), confidence, self._weights, self._weight,
+        codes, confidence = self._classified(sources)
+        return _writer().declarations(list(sources), codes, confidence, self._weights, self._weight,
                                       self._head, self._hashers)
 
 

@@ -42,17 +42,24 @@ ACCEPTS = {
 MAX_PAGE_ITEMS = 1000  # a page's record holds every item's changes: kept well under a message's size
 
 
+def _loads(value: bytes | None):
+    """The message's JSON, or the Outcome that rejects it (no value, not JSON, not UTF-8)."""
+    if value is None:
+        return Outcome(rejections=[rejection(None, "malformed_json", "the message has no value")])
+    try:
+        return orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return Outcome(rejections=[rejection(None, "malformed_json", "the input is not valid JSON (or not UTF-8)")])
+
+
 def handle_bytes(decider: Decider, ledger: Ledger, topic: str | None, key: bytes | None, value: bytes | None,
                  now: float = 0.0) -> Outcome:
     """One input message against `ledger` (not mutated): the offline command and the agent share it.
     A message is one document, or a `page/1` of them (each item stands or falls on its own)."""
     accept = ACCEPTS.get(topic, contracts.INPUT_SCHEMAS)
-    if value is None:
-        return Outcome(rejections=[rejection(None, "malformed_json", "the message has no value")])
-    try:
-        doc = orjson.loads(value)
-    except orjson.JSONDecodeError:
-        return Outcome(rejections=[rejection(None, "malformed_json", "the input is not valid JSON (or not UTF-8)")])
+    doc = _loads(value)
+    if isinstance(doc, Outcome):
+        return doc
     if isinstance(doc, dict) and doc.get("schema") == "page/1":
         return handle_page(decider, ledger, accept, doc, now)
     problem = contracts.check(doc, accept)
@@ -190,12 +197,9 @@ class TaxfreeDomain:
     def _claims(self, state: Ledger, topic: str, value: bytes | None) -> Outcome:
         """A claims message (this partition's receipts) or an answers message (its documents)."""
         schema = claims_contract.CLAIMS_SCHEMA if topic == CLAIMS else claims_contract.ANSWERS_SCHEMA
-        if value is None:
-            return Outcome(rejections=[rejection(None, "malformed_json", "the message has no value")])
-        try:
-            doc = orjson.loads(value)
-        except orjson.JSONDecodeError:
-            return Outcome(rejections=[rejection(None, "malformed_json", "the input is not valid JSON (or not UTF-8)")])
+        doc = _loads(value)
+        if isinstance(doc, Outcome):
+            return doc
         problem = claims_contract.check(doc, schema, self.partitions)
         if problem is not None:
             return Outcome(rejections=[rejection(None, *problem)])
