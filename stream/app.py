@@ -101,6 +101,10 @@ def worker_command(broker_url, tariff, fx, domains, app_id, loglevel):
     """Run a stream worker: the domains' inputs in, their outputs out (default: the warehouse)."""
     import faust
 
+    from stream._malloc import tune
+    from stream.settings import env
+
+    tune(env("CUSTOMS_MALLOC"))  # before the client's threads make their arenas
     cfg = settings_module.load()
     changes = {}
     if broker_url:
