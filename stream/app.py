@@ -104,7 +104,7 @@ def worker_command(broker_url, tariff, fx, domains, app_id, loglevel):
     from stream._malloc import tune
     from stream.settings import env
 
-    tune(env("CUSTOMS_MALLOC"))  # before the client's threads make their arenas
+    tune(env("CUSTOMS_MALLOC"))  # before the client's threads make their arenas (glibc: nothing)
     cfg = settings_module.load()
     changes = {}
     if broker_url:
