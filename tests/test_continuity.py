@@ -320,32 +320,3 @@ def test_the_pipeline_reads_again_a_dropped_last_manifest_and_declares_the_order
     asyncio.run(go())
     declared = [doc["order_id"] for topic, doc in outputs.sent if topic == "declarations"]
     assert declared == ["O-1", "O-2"]
-
-
-def test_a_quiet_partition_of_a_busy_worker_waits_longer_before_it_is_sought_back():
-    """A slow worker: partition 3's messages wait in the consumer's buffer behind partition 1's. A seek
-    then would only repeat their work; only a much longer silence counts as a drop."""
-    position = {("goods.inbound", 3): 133, ("goods.inbound", 1): 50}
-    continuity, seeks, clock = make_watched(position, stall_after=15.0, busy_gap=1.0, busy_stall_after=120.0)
-    due = [("goods.inbound", 3, 80), ("goods.inbound", 1, 50)]
-    asyncio.run(continuity.watch(due))
-    for _ in range(10):  # 100 s of partition 1 arriving, nothing of partition 3
-        clock.now += 10
-        continuity.seen("goods.inbound", 1)
-        asyncio.run(continuity.watch(due))
-    assert seeks == []
-    clock.now += 21  # still busy at 121 s: a drop after all
-    continuity.seen("goods.inbound", 1)
-    asyncio.run(continuity.watch(due))
-    assert seeks == [("goods.inbound", 3, 80)]
-
-
-def test_a_quiet_partition_of_an_idle_worker_is_sought_back_after_the_usual_wait():
-    position = {("goods.inbound", 3): 133, ("goods.inbound", 1): 50}
-    continuity, seeks, clock = make_watched(position, stall_after=15.0, busy_gap=1.0, busy_stall_after=120.0)
-    continuity.seen("goods.inbound", 1)
-    due = [("goods.inbound", 3, 80), ("goods.inbound", 1, 50)]
-    asyncio.run(continuity.watch(due))
-    clock.now += 16
-    asyncio.run(continuity.watch(due))
-    assert seeks == [("goods.inbound", 3, 80)]

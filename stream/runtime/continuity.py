@@ -18,11 +18,7 @@ hole, because its commit looks for gaps only among acknowledged offsets.
 
 A dropped message with no later one behind it leaves no hole for `admit` to see. `watch`, on the
 worker's timer, compares the consumer's position with the offset due: a partition read past it
-with nothing delivered for ``stall_after`` seconds is sought back the same way. While the worker is
-busy (a message of any partition reached it less than ``busy_gap`` seconds ago), a quiet partition
-is more likely waiting in the consumer's buffer behind the others than dropped: it is sought back
-only after ``busy_stall_after`` seconds (a seek while its messages are in flight repeats their work,
-and aiokafka's fetcher has been seen to fail on it).
+with nothing delivered for ``stall_after`` seconds is sought back the same way.
 """
 from __future__ import annotations
 
@@ -52,7 +48,6 @@ class Continuity:
 
     def __init__(self, seek: Seek, probe: Probe | None = None, position: Position | None = None, *,
                  retry_after: float = 1.0, max_seeks: int = 5, stall_after: float = 15.0,
-                 busy_gap: float = 1.0, busy_stall_after: float | None = None,
                  metrics: Any = None, clock: Callable[[], float] = time.monotonic):
         self.seek = seek
         self.probe = probe
@@ -60,9 +55,6 @@ class Continuity:
         self.retry_after = retry_after
         self.max_seeks = max(1, max_seeks)
         self.stall_after = stall_after
-        self.busy_gap = busy_gap
-        self.busy_stall_after = 8 * stall_after if busy_stall_after is None else busy_stall_after
-        self.last_any = float("-inf")  # when a message of any partition last reached the worker
         self.metrics = metrics
         self.clock = clock
         self.holes: dict[tuple[str, int], _Hole] = {}
@@ -70,7 +62,7 @@ class Continuity:
 
     def seen(self, topic: str, partition: int) -> None:
         """A message of this input partition reached the worker (processed, skipped or held back)."""
-        self.last_seen[(topic, partition)] = self.last_any = self.clock()
+        self.last_seen[(topic, partition)] = self.clock()
 
     async def admit(self, topic: str, partition: int, expected: int | None, offset: int) -> bool:
         """May the message at ``offset`` be processed now (``expected`` is the offset due next)?"""
@@ -115,12 +107,11 @@ class Continuity:
         if self.position is None:
             return
         now = self.clock()
-        stall_after = self.busy_stall_after if now - self.last_any < self.busy_gap else self.stall_after
         for topic, partition, expected in due:
             key = (topic, partition)
             if key in self.holes:
                 continue
-            if now - self.last_seen.setdefault(key, now) < stall_after:
+            if now - self.last_seen.setdefault(key, now) < self.stall_after:
                 continue
             try:
                 position = await self.position(topic, partition)
