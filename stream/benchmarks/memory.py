@@ -125,24 +125,17 @@ def _stock_pass(skus: int, checkpoints: list[int], traced: bool, queue) -> None:
 
 def stock_memory(skus: int) -> dict:
     """(a): bytes per SKU of the warehouse Stock, from RSS and from tracemalloc (a pass each)."""
-    checkpoints = sorted({max(skus // d, 1) for d in (8, 4, 2, 1)})
-    ctx = multiprocessing.get_context("spawn")
-    out: dict = {"skus": skus, "checkpoints": checkpoints}
-    for traced in (False, True):
-        queue = ctx.Queue()
-        proc = ctx.Process(target=_stock_pass, args=(skus, checkpoints, traced, queue))
-        proc.start()
-        result = queue.get()
-        proc.join()
-        points = result["points"]
-        xs, ys = [p[0] for p in points[1:]], [p[1] for p in points[1:]]
-        name = "tracemalloc" if traced else "rss"
-        out[name] = {"bytes_at": {str(x): int(y - points[0][1]) for x, y in points[1:]},
-                     "bytes_per_sku": round(_slope(xs, ys), 1)}
-        if not traced:
-            out["keys"] = result["keys"]
-            out["changelog_record_bytes_per_sku"] = round(result["record_bytes"] / skus, 1)
-            out["snapshot_bytes_per_sku"] = round(result["snapshot_bytes"] / skus, 1)
+    out: dict = {"skus": skus}
+    rss = None
+    for name, measured, result in _slopes(_stock_pass, skus):
+        out.setdefault("checkpoints", measured.pop("checkpoints"))
+        measured["bytes_per_sku"] = measured.pop("bytes_per_item")
+        out[name] = measured
+        if name == "rss":
+            rss = result
+    out["keys"] = rss["keys"]
+    out["changelog_record_bytes_per_sku"] = round(rss["record_bytes"] / skus, 1)
+    out["snapshot_bytes_per_sku"] = round(rss["snapshot_bytes"] / skus, 1)
     return out
 
 
@@ -178,10 +171,12 @@ def _ids_pass(ids: int, checkpoints: list[int], traced: bool, queue) -> None:
     queue.put({"points": points, "record_bytes": record_bytes, "keys": len(stock.orders)})
 
 
-def _passes(target, n: int, label: str) -> dict:
+def _slopes(target, n: int):
+    """Run ``target`` twice in fresh interpreters (RSS, then tracemalloc), reading memory at n/8 .. n:
+    per pass its name, the bytes above the empty start at each checkpoint with the slope through
+    them, and what the pass reported."""
     checkpoints = sorted({max(n // d, 1) for d in (8, 4, 2, 1)})
     ctx = multiprocessing.get_context("spawn")
-    out: dict = {label: n, "checkpoints": checkpoints}
     for traced in (False, True):
         queue = ctx.Queue()
         proc = ctx.Process(target=target, args=(n, checkpoints, traced, queue))
@@ -190,10 +185,18 @@ def _passes(target, n: int, label: str) -> dict:
         proc.join()
         points = result["points"]
         xs, ys = [p[0] for p in points[1:]], [p[1] for p in points[1:]]
-        name = "tracemalloc" if traced else "rss"
-        out[name] = {"bytes_at": {str(x): int(y - points[0][1]) for x, y in points[1:]},
-                     "bytes_per_item": round(_slope(xs, ys), 1)}
-        if not traced:
+        yield ("tracemalloc" if traced else "rss"), {
+            "checkpoints": checkpoints,
+            "bytes_at": {str(x): int(y - points[0][1]) for x, y in points[1:]},
+            "bytes_per_item": round(_slope(xs, ys), 1)}, result
+
+
+def _passes(target, n: int, label: str) -> dict:
+    out: dict = {label: n}
+    for name, measured, result in _slopes(target, n):
+        out.setdefault("checkpoints", measured.pop("checkpoints"))
+        out[name] = measured
+        if name == "rss":
             out["keys"] = result["keys"]
             out["changelog_record_bytes_per_item"] = round(result["record_bytes"] / n, 1)
     return out
