@@ -34,6 +34,7 @@ ENVIRONMENT: dict[str, tuple[str, str]] = {
     "CUSTOMS_COMMIT_INTERVAL_SECONDS": ("2.8", "worker: how often consumed offsets are committed"),
     "CUSTOMS_PAGES_IN_FLIGHT": ("4", "worker: pages processed ahead of their outputs' acknowledgement (1: one page at a time)"),
     "CUSTOMS_PAGE_BYTES": ("1000000", "largest message (a page) producers and consumers handle, bytes"),
+    "CUSTOMS_FETCH_WAIT_MS": ("100", "worker: longest a fetch waits at the broker for new input (Faust's own 1500 ms held a busy input back while a fetch of the idle ones waited it out)"),
     "CUSTOMS_SNAPSHOT_RECORDS": ("5000", "worker: a partition's state is snapshotted after this many records and the older ones deleted from its changelog (0: never)"),
     "CUSTOMS_ORDER_IDS_HOURS": ("168", "warehouse: how long an order id is remembered to recognise a redelivery (after it, the same order is new)"),
     "CUSTOMS_STREAM_PUREPYTHON": ("0", "1: run every kernel on its pure-Python twin (read by stream/_backend.py)"),
@@ -112,6 +113,7 @@ class Settings:
     commit_interval_seconds: float = field(default_factory=lambda: float(_env("CUSTOMS_COMMIT_INTERVAL_SECONDS")))
     page_bytes: int = field(default_factory=lambda: int(_env("CUSTOMS_PAGE_BYTES")))
     pages_in_flight: int = field(default_factory=lambda: int(_env("CUSTOMS_PAGES_IN_FLIGHT")))
+    fetch_wait_ms: int = field(default_factory=lambda: int(_env("CUSTOMS_FETCH_WAIT_MS")))
     # aiokafka's compression_type: None or a codec name
     output_compression: str | None = field(default_factory=lambda: output_compression(_env("CUSTOMS_OUTPUT_COMPRESSION")))
     metrics_warehouses: tuple[str, ...] = field(default_factory=lambda: tuple(

@@ -75,3 +75,21 @@ def test_domains_are_named_on_the_command_line(cfg):
     assert isinstance(warehouse, WarehouseDomain) and warehouse.inputs == ("goods.inbound", "orders")
     with pytest.raises(click.BadParameter, match="no domain 'nosuch'"):
         load_domains(cfg, ["nosuch"])
+
+
+def test_the_worker_consumer_fetch_waits_as_configured(cfg, monkeypatch):
+    """Faust fixes fetch_max_wait_ms at 1500; the worker's consumer takes CUSTOMS_FETCH_WAIT_MS (a busy
+    input's next page waited behind a fetch of the idle inputs for that long)."""
+    import asyncio
+
+    async def fetch_wait(app) -> int:  # aiokafka makes its consumer inside a running loop
+        consumer = app.consumer._thread._create_worker_consumer(app.transport)
+        try:
+            return consumer._fetch_max_wait_ms
+        finally:
+            await consumer.stop()  # never started: closes its client
+
+    monkeypatch.setenv("CUSTOMS_FETCH_WAIT_MS", "80")
+    assert asyncio.run(fetch_wait(create_app(settings.load(), [Counter()], app_id="customs-test-fetch"))) == 80
+    default = create_app(cfg, [Counter()], app_id="customs-test-fetch-default")
+    assert asyncio.run(fetch_wait(default)) == 100
