@@ -18,6 +18,7 @@ EXTENSIONS = {
     "stream.contracts._feedscan": "ext/feedscan.pyx",  # the feed reader's duplicate-key scan
     "stream.declaration._writer": "ext/assessment_writer.pyx",  # assessment/1 bytes from the engine's columns
     "stream.declaration._columns": "ext/request_columns.pyx",  # the engine's line columns from validated requests
+    "stream.taxfree._signatures": "ext/signatures.pyx",  # a page's Ed25519 QR checks without the GIL
 }
 
 COMPILER_DIRECTIVES = {

@@ -85,20 +85,32 @@ def handle_page(decider: Decider, ledger: Ledger, accept: tuple[str, ...], page:
         return Outcome(rejections=[rejection(None, *problem)])
     shadow, pulled = Ledger(), set()
     steps, decisions, rejections, claims = [], [], [], []
-    for i, item in enumerate(page["items"]):
-        problem = contracts.check(item, accept)
-        if problem is not None:
-            rejections.append(rejection(contracts.ref_of(item), problem[0], f"items[{i}]: {problem[1]}"))
-            continue
-        _pull(shadow, ledger, item, pulled)
-        outcome = decider.handle(shadow, item, now)
-        if outcome.body is not None:
-            shadow.apply(outcome.body)
-            steps.append(outcome.body)
-        decisions += outcome.decisions
-        rejections += outcome.rejections
-        claims += outcome.claims
+    with decider.keys.ahead(_qr_pairs(page["items"])):  # the QR checks run ahead on a helper thread
+        for i, item in enumerate(page["items"]):
+            problem = contracts.check(item, accept)
+            if problem is not None:
+                rejections.append(rejection(contracts.ref_of(item), problem[0], f"items[{i}]: {problem[1]}"))
+                continue
+            _pull(shadow, ledger, item, pulled)
+            outcome = decider.handle(shadow, item, now)
+            if outcome.body is not None:
+                shadow.apply(outcome.body)
+                steps.append(outcome.body)
+            decisions += outcome.decisions
+            rejections += outcome.rejections
+            claims += outcome.claims
     return Outcome({"v": steps[0]["v"], "steps": steps} if steps else None, decisions, rejections, claims)
+
+
+def _qr_pairs(items: list) -> list[tuple[str, str]]:
+    """The (QR, BIN) of a page's documents that carry a QR, in page order (checked or not yet)."""
+    pairs = []
+    for item in items:
+        if type(item) is dict and item.get("schema") == "taxfree-document/1":
+            qr, entity = item.get("qr"), item.get("trading_entity")
+            if type(qr) is str and type(entity) is dict and type(entity.get("bin")) is str:
+                pairs.append((qr, entity["bin"]))
+    return pairs
 
 
 def _pull(shadow: Ledger, ledger: Ledger, item: dict, pulled: set) -> None:

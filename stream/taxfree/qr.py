@@ -19,6 +19,7 @@ import binascii
 import json
 import os
 import secrets
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -77,6 +78,7 @@ class KeySet:
     def __init__(self, jwks: dict | None = None):
         self.by_bin: dict[str, dict[str, bytes]] = {}  # BIN -> kid -> raw Ed25519 public key (32 bytes)
         self._headers: dict[str, object] = {}  # JWS header segment -> its kid, None, or _BAD
+        self._ahead: dict | None = None  # (token, BIN) -> (Ahead, index, payload segment), within `ahead`
         if not jwks:
             return
         keys = jwks.get("keys") if isinstance(jwks, dict) else None
@@ -113,6 +115,54 @@ class KeySet:
 
     def verify(self, token: str, bin_: str) -> dict | None:
         """The payload of `token` when it verifies with one of `bin_`'s keys, else None."""
+        if self._ahead:
+            job = self._ahead.get((token, bin_))
+            if job is not None:
+                batch, index, payload = job
+                return _payload(payload) if batch.verified(index) else None
+        prepared = self._prepare(token, bin_)
+        if prepared is None:
+            return None
+        candidates, signed, payload = prepared
+        for key in candidates:
+            try:
+                crypto_sign_open(signed, key)
+            except (BadSignatureError, ValueError):
+                continue
+            return _payload(payload)
+        return None
+
+    @contextmanager
+    def ahead(self, pairs):
+        """Within it, the (token, BIN) ``pairs`` (a page's QR codes, in the order they are decided) are
+        checked ahead on a helper thread (signatures.py); `verify` gives the same answers."""
+        jobs: dict[tuple[str, str], tuple] = {}
+        signed, keys = [], []
+        for pair in pairs:
+            if type(pair[0]) is not str or type(pair[1]) is not str or pair in jobs:
+                continue
+            prepared = self._prepare(*pair)
+            if prepared is None or len(prepared[0]) != 1:
+                continue  # fails before any signature, or several keys to try: `verify` alone
+            jobs[pair] = (None, len(signed), prepared[2])
+            signed.append(prepared[1])
+            keys.append(prepared[0][0])
+        if len(signed) < 2:
+            yield
+            return
+        from stream.taxfree.signatures import Ahead
+
+        batch = Ahead(signed, keys)
+        self._ahead = {pair: (batch, index, payload) for pair, (_, index, payload) in jobs.items()}
+        try:
+            yield
+        finally:
+            self._ahead = None
+            batch.close()
+
+    def _prepare(self, token: str, bin_: str):
+        """(the keys to try, libsodium's signed message, the payload segment) of `token` for `bin_`, or
+        None when it cannot verify whatever the signature (no key, not a JWS, a header not accepted)."""
         keys = self.by_bin.get(bin_)
         if not keys or not isinstance(token, str):
             return None
@@ -132,18 +182,8 @@ class KeySet:
             return None
         if len(signature) != 64:
             return None
-        candidates = (keys[kid],) if isinstance(kid, str) and kid in keys else keys.values()
-        for key in candidates:
-            try:
-                crypto_sign_open(signed, key)
-            except (BadSignatureError, ValueError):
-                continue
-            try:
-                payload = orjson.loads(_b64url(parts[1]))
-            except (ValueError, orjson.JSONDecodeError):
-                return None
-            return payload if isinstance(payload, dict) else None
-        return None
+        candidates = (keys[kid],) if isinstance(kid, str) and kid in keys else tuple(keys.values())
+        return candidates, signed, parts[1]
 
     def _header_kid(self, segment: str):
         """The `kid` of a JWS header segment that is acceptable (alg EdDSA, no crit), None when it names
@@ -161,6 +201,15 @@ class KeySet:
         if len(self._headers) < 4096:
             self._headers[segment] = kid
         return kid
+
+
+def _payload(segment: str) -> dict | None:
+    """The verified payload segment's JSON object (None: not base64url JSON, or not an object)."""
+    try:
+        payload = orjson.loads(_b64url(segment))
+    except (ValueError, orjson.JSONDecodeError):
+        return None
+    return payload if isinstance(payload, dict) else None
 
 
 _MISSING, _BAD = object(), object()
