@@ -51,6 +51,8 @@ def parse_tiyn(amount: str | Decimal) -> int:
 
 def format_tiyn(tiyn: int) -> str:
     """Integer tiyn as a KZT decimal string with two places (``"1234.05"``, ``"-0.50"``)."""
+    if type(tiyn) is int and tiyn >= 0:  # the common case first (a bool is not an int here)
+        return f"{tiyn // 100}.{tiyn % 100:02d}"
     if not isinstance(tiyn, int) or isinstance(tiyn, bool):
         _refuse_float(tiyn, "tiyn")
         raise TypeError(f"tiyn must be an int, not {type(tiyn).__name__}")

@@ -144,8 +144,10 @@ def _new_documents(body: dict | None, state: Ledger) -> int:
     """How many documents a record body adds to the ledger (a page's steps included)."""
     if body is None:
         return 0
-    ids = {document_id for step in body.get("steps", (body,)) for document_id in step.get("docs", ())}
-    return sum(1 for document_id in ids if document_id not in state.docs)
+    ids: set[str] = set()
+    for step in body.get("steps", (body,)):
+        ids.update(step.get("docs", ()))
+    return len(ids - state.docs.keys())
 
 
 def _effects(outcome: Outcome | None, new_documents: int = 0, partition: int = 0, partitions: int = 1) -> Effects | None:

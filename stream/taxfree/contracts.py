@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime
+from functools import lru_cache
 
 import orjson
 
@@ -51,6 +52,7 @@ def _kind(v: object) -> str:
     return {str: "string", list: "array", dict: "object"}.get(type(v), type(v).__name__)
 
 
+@lru_cache(maxsize=8192)  # a feed's documents share their days
 def _possible_date(y: str, m: str, d: str) -> bool:
     try:
         date(int(y), int(m), int(d))

@@ -199,13 +199,15 @@ MIN_YEAR, MAX_YEAR = 1900, 2999
 
 def _implausible_year(doc: dict) -> str | None:
     """The path of the first date outside MIN_YEAR..MAX_YEAR, or None."""
-    dates = [("issued_at", doc.get("issued_at")), ("at", doc.get("at"))]
-    dates += [(f"receipts[{i}].issued_at", r["issued_at"]) for i, r in enumerate(doc.get("receipts", ()))]
-    if "buyer" in doc:
-        dates.append(("buyer.passport.issued_on", doc["buyer"]["passport"]["issued_on"]))
-    for path, value in dates:
+    for path in ("issued_at", "at"):
+        value = doc.get(path)
         if value is not None and not MIN_YEAR <= int(value[:4]) <= MAX_YEAR:
             return path
+    for i, receipt in enumerate(doc.get("receipts", ())):
+        if not MIN_YEAR <= int(receipt["issued_at"][:4]) <= MAX_YEAR:
+            return f"receipts[{i}].issued_at"
+    if "buyer" in doc and not MIN_YEAR <= int(doc["buyer"]["passport"]["issued_on"][:4]) <= MAX_YEAR:
+        return "buyer.passport.issued_on"
     return None
 
 

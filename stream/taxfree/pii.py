@@ -7,6 +7,7 @@ The key is CUSTOMS_TAXFREE_PII_KEY (a file), by default created on first use.
 """
 from __future__ import annotations
 
+import hashlib
 import hmac
 import secrets
 from functools import lru_cache
@@ -29,7 +30,17 @@ def pii_key() -> bytes:
 
 
 def keyed_hash(text: str, key: bytes) -> str:
-    return hmac.digest(key, text.encode("utf-8"), "sha256").hex()  # one-shot: the C fast path
+    mac = _keyed(key).copy()
+    mac.update(text.encode("utf-8"))
+    return mac.hexdigest()
+
+
+@lru_cache(maxsize=8)
+def _keyed(key: bytes) -> hmac.HMAC:
+    """HMAC-SHA256 keyed once, copied per hash: the one-shot `hmac.digest` looks the digest up in
+    OpenSSL's provider store on every call, 1.5 us alone and ~10 us per document in the worker
+    (a tenth of its time); a copy of the keyed state skips that."""
+    return hmac.new(key, digestmod=hashlib.sha256)
 
 
 def buyer_subject(country: str, number: str) -> str:

@@ -32,6 +32,9 @@ from nacl.bindings import crypto_sign_open
 from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
 
+from stream.money import parse_tiyn
+from stream.taxfree.contracts import timestamp_ok, timestamp_of
+
 ALGORITHM = "EdDSA"
 _JWS = jwt.api_jws.PyJWS(algorithms=[ALGORITHM])
 
@@ -49,9 +52,6 @@ def payload_of(doc: dict, vat: str) -> dict:
 def payload_matches(payload: dict | None, doc: dict, vat: str) -> bool:
     """Whether a verified QR payload describes `doc`: the same document id, BIN, issue time (the same
     instant), VAT amount and receipt numbers. Other members a signer adds are not compared."""
-    from stream.money import parse_tiyn
-    from stream.taxfree.contracts import timestamp_ok, timestamp_of
-
     if not isinstance(payload, dict):
         return False
     issued_at, amount, receipts = payload.get("issued_at"), payload.get("vat"), payload.get("receipts")
