@@ -147,7 +147,8 @@ def _new_documents(body: dict | None, state: Ledger) -> int:
     ids: set[str] = set()
     for step in body.get("steps", (body,)):
         ids.update(step.get("docs", ()))
-    return len(ids - state.docs.keys())
+    docs = state.docs
+    return sum(1 for document_id in ids if document_id not in docs)  # (ids - docs.keys() walks every key)
 
 
 def _effects(outcome: Outcome | None, new_documents: int = 0, partition: int = 0, partitions: int = 1) -> Effects | None:
