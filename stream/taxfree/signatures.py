@@ -13,12 +13,12 @@ CUSTOMS_TAXFREE_VERIFY_THREADS (default 1; 0: every check on the deciding thread
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from types import ModuleType
 
 from stream._backend import backend as _backend_of_name, load_kernel
+from stream.settings import env
 
 kernel: ModuleType = load_kernel("signatures", "stream.taxfree._signatures", "stream.taxfree._signatures_py")
 
@@ -46,8 +46,8 @@ def open_all(signed: list[bytes], keys: list[bytes]) -> bytes:
 
 def threads() -> int:
     try:
-        return max(0, int(os.environ.get("CUSTOMS_TAXFREE_VERIFY_THREADS", "1")))
-    except ValueError:
+        return max(0, int(env("CUSTOMS_TAXFREE_VERIFY_THREADS")))
+    except ValueError:  # not a number: the default
         return 1
 
 
