@@ -139,6 +139,26 @@ def test_a_partition_read_past_the_due_offset_with_nothing_delivered_is_sought_b
     assert continuity.holes == {}
 
 
+def test_a_consumer_position_that_never_comes_does_not_hold_the_other_partitions():
+    """aiokafka's `position` waits for a position it does not know; `watch` runs under the pipeline's
+    lock, so it gives such a partition up after `position_timeout` and looks at the next one."""
+    position = {("orders", 3): 25}
+    continuity, seeks, clock = make_watched(position, first_offset=2, stall_after=15.0, position_timeout=0.05)
+    answer = continuity.position
+
+    async def where(topic, partition):
+        if partition == 1:
+            await asyncio.sleep(3600)  # never answers
+        return await answer(topic, partition)
+
+    continuity.position = where
+    due = [("orders", 1, 7), ("orders", 3, 2)]
+    asyncio.run(continuity.watch(due))
+    clock.now += 16
+    asyncio.run(asyncio.wait_for(continuity.watch(due), timeout=5))
+    assert seeks == [("orders", 3, 2)]  # partition 1 skipped after its timeout, partition 3 sought back
+
+
 def test_a_partition_that_keeps_receiving_is_not_stalled():
     position = {("orders", 1): 40}
     continuity, seeks, clock = make_watched(position, stall_after=15.0)

@@ -113,7 +113,12 @@ def install(app, domain: Domain, *, outputs: Outputs, partitions: int, tick_seco
         table.send_changelog(partition, key, value, key_serializer="raw", value_serializer="raw")
 
     async def seek(topic: str, partition: int, offset: int) -> None:
-        await app.consumer.seek(TP(topic, partition), offset)
+        # On the consumer's own thread. Faust's `Consumer.seek` calls aiokafka's from this one, while
+        # aiokafka runs in Faust's consumer thread: its fetcher's buffer was changed under the fetch task
+        # (a KeyError in aiokafka's fetcher, seen under load) and its wake-up set from the wrong event
+        # loop, and a partition sought back after a worker's restart could wait for good (two seeks, then
+        # nothing: the audit and tax-free SIGKILL tests, now and then). `seek_wait` runs it there.
+        await app.consumer.seek_wait({TP(topic, partition): offset})
 
     async def position(topic: str, partition: int) -> int | None:
         return await app.consumer.position(TP(topic, partition))

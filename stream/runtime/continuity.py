@@ -22,6 +22,7 @@ with nothing delivered for ``stall_after`` seconds is sought back the same way.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass
@@ -48,13 +49,14 @@ class Continuity:
 
     def __init__(self, seek: Seek, probe: Probe | None = None, position: Position | None = None, *,
                  retry_after: float = 1.0, max_seeks: int = 5, stall_after: float = 15.0,
-                 metrics: Any = None, clock: Callable[[], float] = time.monotonic):
+                 position_timeout: float = 5.0, metrics: Any = None, clock: Callable[[], float] = time.monotonic):
         self.seek = seek
         self.probe = probe
         self.position = position
         self.retry_after = retry_after
         self.max_seeks = max(1, max_seeks)
         self.stall_after = stall_after
+        self.position_timeout = position_timeout
         self.metrics = metrics
         self.clock = clock
         self.holes: dict[tuple[str, int], _Hole] = {}
@@ -114,7 +116,7 @@ class Continuity:
             if now - self.last_seen.setdefault(key, now) < self.stall_after:
                 continue
             try:
-                position = await self.position(topic, partition)
+                position = await self._position(topic, partition)
             except Exception as exc:
                 log.warning("%s[%d]: no consumer position (%s: %s)", topic, partition, type(exc).__name__, exc)
                 continue
@@ -148,6 +150,18 @@ class Continuity:
                 log.warning("%s[%d]: offset %d still not delivered; reading again (seek %d)",
                             topic, partition, hole.target, hole.seeks + 1)
                 await self._read_again(topic, partition, hole, now, "sought")
+
+    async def _position(self, topic: str, partition: int) -> int | None:
+        """The consumer's position, waited for ``position_timeout`` seconds at most: aiokafka waits for a
+        position it does not know, and `watch` runs under the pipeline's lock, so one partition's wait
+        would stop every partition of the worker."""
+        task = asyncio.ensure_future(self.position(topic, partition))
+        done, _ = await asyncio.wait([task], timeout=self.position_timeout)
+        if not done:
+            task.cancel()
+            task.add_done_callback(lambda t: t.cancelled() or t.exception())
+            raise TimeoutError(f"no answer in {self.position_timeout:g} s")
+        return task.result()
 
     async def _read_again(self, topic: str, partition: int, hole: _Hole, now: float, outcome: str) -> None:
         """Send the consumer back to the hole's target (one more seek, counted as ``outcome``)."""
