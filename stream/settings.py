@@ -70,7 +70,7 @@ TAXFREE_ENVIRONMENT: dict[str, tuple[str, str]] = {
     "CUSTOMS_TAXFREE_JWT_PUBLIC_KEY": ("", "tax-free API: PEM public key (or HS256 secret file) the worker verifies tokens with (empty: derived from the private key)"),
     "CUSTOMS_TAXFREE_JWT_ISSUER": ("customs-stream-taxfree", "tax-free API: required `iss` of tokens"),
     "CUSTOMS_TAXFREE_JWT_AUDIENCE": ("customs-stream-taxfree-api", "tax-free API: required `aud` of tokens"),
-    "CUSTOMS_TAXFREE_VERIFY_THREADS": ("1", "tax-free: helper threads that check a page's QR signatures ahead of its decisions (0: all on the deciding thread)"),
+    "CUSTOMS_TAXFREE_VERIFY_THREADS": ("1", "tax-free: helper threads for the QR signature checks of a page, run ahead of its decisions (0: all on the deciding thread; a page's checks run on one helper, more only let the next page's start while the last one's stops)"),
     "CUSTOMS_TAXFREE_PII_KEY": ("", "tax-free: secret file for the keyed hash (HMAC-SHA256) of passports and cards (empty: created on first use under CUSTOMS_DATA_DIR)"),
 }
 LOCALCONTENT_ENVIRONMENT: dict[str, tuple[str, str]] = {

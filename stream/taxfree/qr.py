@@ -136,7 +136,7 @@ class KeySet:
     def ahead(self, pairs):
         """Within it, the (token, BIN) ``pairs`` (a page's QR codes, in the order they are decided) are
         checked ahead on a helper thread (signatures.py); `verify` gives the same answers."""
-        jobs: dict[tuple[str, str], tuple] = {}
+        jobs: dict[tuple[str, str], tuple[int, str]] = {}  # (token, BIN) -> (its index, payload segment)
         signed, keys = [], []
         for pair in pairs:
             if type(pair[0]) is not str or type(pair[1]) is not str or pair in jobs:
@@ -144,7 +144,7 @@ class KeySet:
             prepared = self._prepare(*pair)
             if prepared is None or len(prepared[0]) != 1:
                 continue  # fails before any signature, or several keys to try: `verify` alone
-            jobs[pair] = (None, len(signed), prepared[2])
+            jobs[pair] = (len(signed), prepared[2])
             signed.append(prepared[1])
             keys.append(prepared[0][0])
         if len(signed) < 2:
@@ -153,7 +153,7 @@ class KeySet:
         from stream.taxfree.signatures import Ahead
 
         batch = Ahead(signed, keys)
-        self._ahead = {pair: (batch, index, payload) for pair, (_, index, payload) in jobs.items()}
+        self._ahead = {pair: (batch, index, payload) for pair, (index, payload) in jobs.items()}
         try:
             yield
         finally:

@@ -8,7 +8,8 @@ reads its answer there, or checks its QR itself when the helper has not reached 
 start, or always with the twin, which holds the GIL: no helper then). The answers are the same as
 checking one by one (tests/test_taxfree_signatures.py): only where the work happens changes.
 
-CUSTOMS_TAXFREE_VERIFY_THREADS (default 1; 0: every check on the deciding thread).
+CUSTOMS_TAXFREE_VERIFY_THREADS (default 1; 0: every check on the deciding thread). A page's checks run on
+one helper; more threads only let a page's helper start while the last page's is still stopping.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from stream.settings import env
 kernel: ModuleType = load_kernel("signatures", "stream.taxfree._signatures", "stream.taxfree._signatures_py")
 
 log = logging.getLogger(__name__)
+
 
 def backend() -> str:
     return _backend_of_name("signatures")
