@@ -267,12 +267,83 @@ cdef bint _is_timestamp(object v):
     return _two(s + i + 1) <= 23 and _two(s + i + 4) <= 59
 
 
+cdef bint _is_passport(object v):
+    """[A-Z0-9]{4,20}"""
+    cdef Py_ssize_t n, i
+    cdef const unsigned char *s = _ascii(v, &n)
+    if s == NULL or n < 4 or n > 20:
+        return False
+    for i in range(n):
+        if not (_digit(s[i]) or _upper(s[i])):
+            return False
+    return True
+
+
+cdef bint _is_card(object v):
+    """[A-Za-z0-9_.:-]{4,200}"""
+    cdef Py_ssize_t n, i
+    cdef const unsigned char *s = _ascii(v, &n)
+    cdef unsigned char c
+    if s == NULL or n < 4 or n > 200:
+        return False
+    for i in range(n):
+        c = s[i]
+        if not (_alnum(c) or c == 95 or c == 46 or c == 58 or c == 45):
+            return False
+    return True
+
+
+cdef bint _is_amount(object v):
+    """(?:0|[1-9][0-9]{0,11})\\.[0-9]{2}"""
+    cdef Py_ssize_t n, i = 0
+    cdef const unsigned char *s = _ascii(v, &n)
+    if s == NULL or n < 4 or not _digit(s[0]):
+        return False
+    if s[0] == 48:
+        i = 1
+    else:
+        while i < n and _digit(s[i]):
+            i += 1
+        if i > 12:
+            return False
+    return i == n - 3 and s[i] == 46 and _digit(s[i + 1]) and _digit(s[i + 2])
+
+
+cdef inline bint _base64url(unsigned char c) noexcept nogil:
+    return _alnum(c) or c == 95 or c == 45
+
+
+cdef bint _is_jws(object v):
+    """[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+"""
+    cdef Py_ssize_t n, i, dots = 0, run = 0
+    cdef const unsigned char *s = _ascii(v, &n)
+    cdef unsigned char c
+    if s == NULL:
+        return False
+    for i in range(n):
+        c = s[i]
+        if c == 46:
+            if run == 0 or dots == 2:
+                return False
+            dots += 1
+            run = 0
+        elif _base64url(c):
+            run += 1
+        else:
+            return False
+    return dots == 2 and run > 0
+
+
 # What the checks read, as interned keys.
 cdef object K_ORDER_ID = "order_id", K_MANIFEST_ID = "manifest_id", K_ORDERED_AT = "ordered_at"
 cdef object K_ARRIVED_AT = "arrived_at", K_DECLARED_AT = "declared_at", K_BUYER = "buyer", K_IIN = "iin"
 cdef object K_LINES = "lines", K_SKU = "sku", K_UNIT_PRICE = "unit_price", K_CURRENCY = "currency"
 cdef object K_ORIGIN = "origin", K_WEIGHT = "unit_weight_kg", K_VOLUME = "unit_volume_l"
 cdef object K_WAREHOUSE = "warehouse_id", K_OPERATOR_BIN = "operator_bin"
+cdef object K_DOCUMENT_ID = "document_id", K_ISSUED_AT = "issued_at", K_ENTITY = "trading_entity"
+cdef object K_BIN = "bin", K_RECEIPTS = "receipts", K_NUMBER = "number", K_PRICE = "price", K_VAT = "vat"
+cdef object K_PASSPORT = "passport", K_COUNTRY = "country", K_ISSUED_ON = "issued_on", K_CARD = "card_token"
+cdef object K_FORM = "form", K_QR = "qr", ELECTRONIC = "electronic"
 
 
 cdef inline object _get(dict d, object key):
@@ -345,10 +416,51 @@ def manifest_pairs(dict doc):
     return -1 if lines < 0 else PyDict_GET_SIZE(doc) + lines
 
 
+def taxfree_document_pairs(dict doc):
+    """The key-value pairs of a decoded taxfree-document/1 when its string patterns hold and an electronic
+    form carries its QR (stream/taxfree/contracts.py), else -1."""
+    cdef Py_ssize_t pairs
+    cdef dict item
+    entity, buyer = _get(doc, K_ENTITY), _get(doc, K_BUYER)
+    if not (_is_id(_get(doc, K_DOCUMENT_ID)) and _is_timestamp(_get(doc, K_ISSUED_AT))
+            and PyDict_CheckExact(entity) and _is_digits(_get(<dict>entity, K_BIN), 12)
+            and PyDict_CheckExact(buyer) and _is_card(_get(<dict>buyer, K_CARD))):
+        return -1
+    passport = _get(<dict>buyer, K_PASSPORT)
+    if not (PyDict_CheckExact(passport) and _is_upper(_get(<dict>passport, K_COUNTRY), 2)
+            and _is_passport(_get(<dict>passport, K_NUMBER)) and _is_date(_get(<dict>passport, K_ISSUED_ON))):
+        return -1
+    qr = _get(doc, K_QR)
+    if qr is None:
+        if _get(doc, K_FORM) == ELECTRONIC:
+            return -1
+    elif not _is_jws(qr):
+        return -1
+    pairs = PyDict_GET_SIZE(doc) + PyDict_GET_SIZE(entity) + PyDict_GET_SIZE(buyer) + PyDict_GET_SIZE(passport)
+    receipts, lines = _get(doc, K_RECEIPTS), _get(doc, K_LINES)
+    if not (PyList_CheckExact(receipts) and PyList_CheckExact(lines)):
+        return -1
+    for r in <list>receipts:
+        if not PyDict_CheckExact(r):
+            return -1
+        item = <dict>r
+        if not (_is_id(_get(item, K_NUMBER)) and _is_timestamp(_get(item, K_ISSUED_AT))):
+            return -1
+        pairs += PyDict_GET_SIZE(item)
+    for line in <list>lines:
+        if not PyDict_CheckExact(line):
+            return -1
+        item = <dict>line
+        if not (_is_amount(_get(item, K_PRICE)) and _is_amount(_get(item, K_VAT))):
+            return -1
+        pairs += PyDict_GET_SIZE(item)
+    return pairs
+
+
 # for the tests: each matcher against its regex
 def match(str kind, value):
     """Whether ``value`` matches the pattern ``kind`` (id, bin, currency, country, money, measure,
-    timestamp, date)."""
+    timestamp, date; and the tax-free passport, card, amount, jws)."""
     if kind == "id":
         return _is_id(value)
     if kind == "bin":
@@ -365,21 +477,31 @@ def match(str kind, value):
         return _is_timestamp(value)
     if kind == "date":
         return _is_date(value)
+    if kind == "passport":
+        return _is_passport(value)
+    if kind == "card":
+        return _is_card(value)
+    if kind == "amount":
+        return _is_amount(value)
+    if kind == "jws":
+        return _is_jws(value)
     raise ValueError(kind)
 
 
 def vouch(const unsigned char[::1] text, list docs, int kind, Py_ssize_t extra):
-    """Whether the decoded ``docs`` (kind 0: assessment-request/1, 1: order/1, 2: goods-manifest/1) hold
-    their patterns and, with ``extra`` pairs of an envelope, every key-value pair of the message ``text``
-    (no key repeated, none dropped): the fast path's one question, in one call."""
+    """Whether the decoded ``docs`` (kind 0: assessment-request/1, 1: order/1, 2: goods-manifest/1,
+    3: taxfree-document/1) hold their patterns and, with ``extra`` pairs of an envelope, every key-value
+    pair of the message ``text`` (no key repeated, none dropped): the fast path's one question, in one call."""
     cdef Py_ssize_t pairs = extra, n
     for doc in docs:
         if kind == 0:
             n = request_pairs(doc)
         elif kind == 1:
             n = order_pairs(doc)
-        else:
+        elif kind == 2:
             n = manifest_pairs(doc)
+        else:
+            n = taxfree_document_pairs(doc)
         if n < 0:
             return False
         pairs += n

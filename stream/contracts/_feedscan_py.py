@@ -64,6 +64,7 @@ def scan_keys(text: bytes) -> int:
 
 def _checks():
     from stream.contracts import validate as v
+    from stream.taxfree import contracts as tf
 
     return {
         "id": lambda s: isinstance(s, str) and v._ID(s) is not None,
@@ -74,6 +75,11 @@ def _checks():
         "measure": lambda s: isinstance(s, str) and v._MEASURE(s) is not None,
         "timestamp": lambda s: isinstance(s, str) and v._valid_timestamp(s) is not None,
         "date": lambda s: isinstance(s, str) and v._valid_date(s) is not None,
+        # the tax-free document's own (stream/taxfree/contracts.py)
+        "passport": lambda s: isinstance(s, str) and tf._PASSPORT(s) is not None,
+        "card": lambda s: isinstance(s, str) and tf._CARD(s) is not None,
+        "amount": lambda s: isinstance(s, str) and tf._AMOUNT(s) is not None,
+        "jws": lambda s: isinstance(s, str) and tf._JWS(s) is not None,
     }
 
 
@@ -82,7 +88,7 @@ _CHECKS: dict = {}
 
 def match(kind: str, value) -> bool:
     """Whether ``value`` matches the pattern ``kind`` (id, bin, currency, country, money, measure,
-    timestamp, date)."""
+    timestamp, date; and the tax-free passport, card, amount, jws)."""
     if not _CHECKS:
         _CHECKS.update(_checks())
     if kind not in _CHECKS:
@@ -147,11 +153,45 @@ def manifest_pairs(doc: dict) -> int:
     return -1 if lines < 0 else len(doc) + lines
 
 
+def taxfree_document_pairs(doc: dict) -> int:
+    """The key-value pairs of a decoded taxfree-document/1 when its string patterns hold and an electronic
+    form carries its QR (stream/taxfree/contracts.py), else -1."""
+    entity, buyer = doc.get("trading_entity"), doc.get("buyer")
+    if not (match("id", doc.get("document_id")) and match("timestamp", doc.get("issued_at"))
+            and entity.__class__ is dict and match("bin", entity.get("bin"))
+            and buyer.__class__ is dict and match("card", buyer.get("card_token"))):
+        return -1
+    passport = buyer.get("passport")
+    if not (passport.__class__ is dict and match("country", passport.get("country"))
+            and match("passport", passport.get("number")) and match("date", passport.get("issued_on"))):
+        return -1
+    qr = doc.get("qr")
+    if qr is None:
+        if doc.get("form") == "electronic":
+            return -1
+    elif not match("jws", qr):
+        return -1
+    pairs = len(doc) + len(entity) + len(buyer) + len(passport)
+    receipts, lines = doc.get("receipts"), doc.get("lines")
+    if receipts.__class__ is not list or lines.__class__ is not list:
+        return -1
+    for receipt in receipts:
+        if receipt.__class__ is not dict or not (match("id", receipt.get("number"))
+                                                and match("timestamp", receipt.get("issued_at"))):
+            return -1
+        pairs += len(receipt)
+    for line in lines:
+        if line.__class__ is not dict or not (match("amount", line.get("price")) and match("amount", line.get("vat"))):
+            return -1
+        pairs += len(line)
+    return pairs
+
+
 def vouch(text: bytes, docs: list, kind: int, extra: int) -> bool:
-    """Whether the decoded ``docs`` (kind 0: assessment-request/1, 1: order/1, 2: goods-manifest/1) hold
-    their patterns and, with ``extra`` pairs of an envelope, every key-value pair of the message ``text``
-    (no key repeated, none dropped): the fast path's one question, in one call."""
-    count = (request_pairs, order_pairs, manifest_pairs)[kind]
+    """Whether the decoded ``docs`` (kind 0: assessment-request/1, 1: order/1, 2: goods-manifest/1,
+    3: taxfree-document/1) hold their patterns and, with ``extra`` pairs of an envelope, every key-value
+    pair of the message ``text`` (no key repeated, none dropped): the fast path's one question, in one call."""
+    count = (request_pairs, order_pairs, manifest_pairs, taxfree_document_pairs)[kind]
     pairs = extra
     for doc in docs:
         n = count(doc)

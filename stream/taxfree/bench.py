@@ -107,8 +107,10 @@ async def _send_and_collect(bootstrap: str, messages, timeout: float, page_size:
     wanted = {key for _, key, _ in messages}
     if page_size > 1:
         messages = paged(messages, page_size, partitions)
+    from stream.benchmarks.e2e import READER_FETCH_WAIT_MS
+
     consumer = AIOKafkaConsumer("taxfree.decisions", bootstrap_servers=bootstrap, auto_offset_reset="latest",
-                                enable_auto_commit=False, group_id=None)
+                                enable_auto_commit=False, group_id=None, fetch_max_wait_ms=READER_FETCH_WAIT_MS)
     await consumer.start()
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, max_batch_size=1 << 20,
                                 max_request_size=4 << 20)
