@@ -161,17 +161,22 @@ json_leaf = st.one_of(st.none(), st.booleans(), st.integers(-10, 10**7), st.floa
                       st.text(max_size=20), st.sampled_from([v for v in REPLACEMENTS if v is not DELETE]))
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
-@given(st.sampled_from(EXAMPLES), st.data())
-def test_fuzzed_fields_agree(doc, data):
+def fuzzed(doc, data, least: int = 1, most: int = 3):
+    """`doc` with `least` to `most` of its fields (not `schema`) replaced by drawn JSON leaves."""
     all_paths = [p for p, _ in paths(doc) if p != ("schema",)]
     mutated = doc
-    for path in data.draw(st.lists(st.sampled_from(all_paths), min_size=1, max_size=3)):
+    for path in data.draw(st.lists(st.sampled_from(all_paths), min_size=least, max_size=most)):
         try:
             mutated = put(mutated, path, data.draw(json_leaf))
         except (KeyError, IndexError, TypeError):
             pass
-    agrees(mutated)
+    return mutated
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(EXAMPLES), st.data())
+def test_fuzzed_fields_agree(doc, data):
+    agrees(fuzzed(doc, data))
 
 
 @settings(max_examples=300)

@@ -16,7 +16,7 @@ from stream.taxfree import agents, contracts, reader, samples
 from stream.taxfree.agents import DOCUMENTS, handle_bytes
 from stream.taxfree.decide import Decider, Ledger
 from stream.taxfree.rules import load
-from tests.test_taxfree_contracts import REPLACEMENTS, json_leaf, paths, put
+from tests.test_taxfree_contracts import REPLACEMENTS, fuzzed, paths, put
 
 SELLER = samples.entity("123456789012")
 DOCUMENT = samples.document("TF-2026-000123", SELLER)
@@ -121,13 +121,7 @@ def test_every_mutation_agrees(doc):
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.sampled_from([DOCUMENT, PAPER]), st.data())
 def test_fuzzed_documents_agree(doc, data):
-    all_paths = [p for p, _ in paths(doc) if p != ("schema",)]
-    mutated = doc
-    for path in data.draw(st.lists(st.sampled_from(all_paths), min_size=1, max_size=3)):
-        try:
-            mutated = put(mutated, path, data.draw(json_leaf))
-        except (KeyError, IndexError, TypeError):
-            pass
+    mutated = fuzzed(doc, data)
     try:
         raw = orjson.dumps(mutated)
     except TypeError:
@@ -212,13 +206,7 @@ def test_compiled_patterns_equal_the_contract_regexes(kind, value):
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.sampled_from([DOCUMENT, PAPER]), st.data())
 def test_compiled_pair_count_equals_its_twin(doc, data):
-    all_paths = [p for p, _ in paths(doc) if p != ("schema",)]
-    mutated = doc
-    for path in data.draw(st.lists(st.sampled_from(all_paths), min_size=0, max_size=2)):
-        try:
-            mutated = put(mutated, path, data.draw(json_leaf))
-        except (KeyError, IndexError, TypeError):
-            pass
+    mutated = fuzzed(doc, data, least=0, most=2)
     try:
         raw = orjson.dumps(mutated)
     except TypeError:
