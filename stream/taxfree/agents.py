@@ -58,32 +58,26 @@ def handle_bytes(decider: Decider, ledger: Ledger, topic: str | None, key: bytes
     """One input message against `ledger` (not mutated): the offline command and the agent share it.
     A message is one document, or a `page/1` of them (each item stands or falls on its own)."""
     accept = ACCEPTS.get(topic, contracts.INPUT_SCHEMAS)
-    if topic == DOCUMENTS and read_documents is not None and value is not None:
-        read = read_documents(value)  # every document valid, or None: the usual path below
-        if read is not None:
-            docs, paged = read
-            if paged:
-                return handle_page(decider, ledger, accept, {"schema": "page/1", "items": docs}, now, checked=True)
-            doc = docs[0]
-            if key is not None and key != doc["document_id"].encode():
-                return _wrong_key(doc)
-            return decider.handle(ledger, doc, now)
-    doc = _loads(value)
-    if isinstance(doc, Outcome):
-        return doc
-    if isinstance(doc, dict) and doc.get("schema") == "page/1":
-        return handle_page(decider, ledger, accept, doc, now)
-    problem = contracts.check(doc, accept)
-    if problem is not None:
-        return Outcome(rejections=[rejection(contracts.ref_of(doc), *problem)])
+    # every document valid (the fast reader vouched for them), or None: parsed and checked below
+    read = read_documents(value) if topic == DOCUMENTS and read_documents is not None and value else None
+    if read is not None:
+        docs, paged = read
+        if paged:
+            return handle_page(decider, ledger, accept, {"schema": "page/1", "items": docs}, now, checked=True)
+        doc = docs[0]
+    else:
+        doc = _loads(value)
+        if isinstance(doc, Outcome):
+            return doc
+        if isinstance(doc, dict) and doc.get("schema") == "page/1":
+            return handle_page(decider, ledger, accept, doc, now)
+        problem = contracts.check(doc, accept)
+        if problem is not None:
+            return Outcome(rejections=[rejection(contracts.ref_of(doc), *problem)])
     if key is not None and key != doc["document_id"].encode():
-        return _wrong_key(doc)
+        return Outcome(rejections=[rejection(doc["document_id"], "invalid_code",
+                                             "the message key is not the document_id (inputs are keyed by it)")])
     return decider.handle(ledger, doc, now)
-
-
-def _wrong_key(doc: dict) -> Outcome:
-    return Outcome(rejections=[rejection(doc["document_id"], "invalid_code",
-                                         "the message key is not the document_id (inputs are keyed by it)")])
 
 
 def handle_page(decider: Decider, ledger: Ledger, accept: tuple[str, ...], page: dict, now: float,
