@@ -313,3 +313,110 @@ def test_a_crash_anywhere_between_pages_recovers_the_indices(assessor, declarati
             if topic == RISK_HITS:
                 assert published.setdefault(doc["declaration_id"], doc) == doc == expected[doc["declaration_id"]]
         assert set(published) == set(expected)
+
+
+# -- a page's re-assessments in one batch (Scorer.decide_page) ---------------------------------------------------
+
+def _sequential(scorer: Scorer, declarations) -> tuple[list[dict], RiskState]:
+    state, outs = RiskState(), []
+    for declaration in declarations:
+        decision = scorer.decide(state, declaration)
+        if decision.body is not None:
+            state.apply(decision.body)
+        outs.append(decision.output)
+    return outs, state
+
+
+def _tight_profiles(tmp_path):
+    """The shipped profile with a daily capacity that binds and a trader window that fires within days."""
+    from stream.audit.risk_profile import DEFAULT_PATH, load_profiles
+
+    data = json.loads(DEFAULT_PATH.read_text(encoding="utf-8"))
+    for profile in data["profiles"]:
+        profile["selection"]["daily_capacity"] = 3
+        profile["trader_risk"].update(window_days=2, min_declarations=5, min_hit_rate="0.02")
+    path = tmp_path / "profiles.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    return load_profiles(path)
+
+
+def _paged(scorer: Scorer, declarations, size: int) -> DomainHarness:
+    h = DomainHarness(RiskDomain(scorer), outputs=KeyedOutputs())
+    h.__enter__()
+    for start in range(0, len(declarations), size):
+        h.feed(RISK_DECLARATIONS, page_of(declarations[start:start + size]))
+    return h
+
+
+def test_pages_score_one_by_one_where_capacity_and_trader_windows_bind(assessor, declarations, tmp_path):
+    """Pages cross days, a day's capacity runs out within a page and trader_risk reads the days before: each
+    declaration is scored exactly as one by one, though its outcome waits for the re-assessments of its day."""
+    scorer = Scorer(assessor, _tight_profiles(tmp_path))
+    expected, state = _sequential(scorer, declarations)
+    per_day: dict[str, int] = {}
+    for o in expected:
+        per_day[o["declared_at"]] = per_day.get(o["declared_at"], 0) + (o["selected"] == "risk")
+    assert max(per_day.values()) == 3 and list(per_day.values()).count(3) >= 4  # the capacity binds on most days
+    threshold = float(scorer.profiles.profiles[0].threshold)
+    assert sum(1 for o in expected if o["hits"] and o["score"] >= threshold and o["selected"] != "risk") > 0
+    assert any(h["indicator"] == "trader_risk" for o in expected for h in o["hits"])
+    assert any(h["indicator"] == "misclassification" for o in expected for h in o["hits"])  # re-assessed at once
+    for size in (151, 500):
+        h = _paged(scorer, declarations, size)
+        try:
+            assert h.sent(RISK_HITS) == [o for o in expected if o["hits"] or o["selected"] is not None]
+            assert h.state().snapshot() == state.snapshot()
+            assert h.recovered().state.snapshot() == state.snapshot()
+        finally:
+            h.__exit__(None, None, None)
+
+
+class _FailingAssessor:
+    """The engine with a defect: it raises on a batch holding a re-assessment of ``order_id``."""
+
+    def __init__(self, assessor: Assessor, order_id: str):
+        self.assessor, self.rules, self.order_id = assessor, assessor.rules, order_id
+
+    def assess(self, requests, **kw):
+        if any(r["order_id"].startswith(self.order_id + ".") for r in requests):
+            raise RuntimeError("a defect")
+        return self.assessor.assess(requests, **kw)
+
+
+def test_a_defect_in_a_re_assessment_costs_only_its_own_revenue(assessor, declarations):
+    reference, _ = _sequential(Scorer(assessor), declarations)
+    bad = next(o for o in reference if any(h["indicator"] == "undervaluation" for h in o["hits"]))
+    scorer = Scorer(_FailingAssessor(assessor, bad["order_id"]))
+    expected, state = _sequential(scorer, declarations)
+    [scored] = [o for o in expected if o["declaration_id"] == bad["declaration_id"]]
+    assert {h["evidence"].get("reassessment") for h in scored["hits"] if h["indicator"] == "undervaluation"} == {
+        "internal_error"}
+    assert scored["revenue_at_risk"] == "0.00"
+    h = _paged(scorer, declarations, 97)
+    try:
+        assert h.sent(RISK_HITS) == [o for o in expected if o["hits"] or o["selected"] is not None]
+        assert h.recovered().state.snapshot() == h.state().snapshot() == state.snapshot()
+    finally:
+        h.__exit__(None, None, None)
+
+
+def test_a_defect_after_the_lessons_is_a_rejection_and_the_state_matches_its_changelog(assessor, declarations):
+    stream = declarations[:200]
+    reference, _ = _sequential(Scorer(assessor), stream)
+    bad = reference[57]["declaration_id"]
+
+    class FailingScorer(Scorer):
+        def _finish(self, state, scoring, body):
+            if scoring.decl["declaration_id"] == bad:
+                raise RuntimeError("a defect")
+            return super()._finish(state, scoring, body)
+
+    h = _paged(FailingScorer(assessor), stream, 50)
+    try:
+        [refused] = h.sent(REJECTIONS)
+        assert (refused["reason"], refused["ref"]) == ("internal_error", bad)
+        assert all(o["declaration_id"] != bad for o in h.sent(RISK_HITS))
+        assert bad in h.state().seen  # what it taught stays learned, recorded with no hit and no selection
+        assert h.recovered().state.snapshot() == h.state().snapshot()
+    finally:
+        h.__exit__(None, None, None)

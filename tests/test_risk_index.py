@@ -24,7 +24,11 @@ def test_quartiles_equal_ddsketch_after_every_add(pairs, ask_every):
     for n, (value, count) in enumerate(pairs):
         index.add_bin(bin_of(value), count)
         if n % ask_every == 0 or n == len(pairs) - 1:  # asked now and then, as the scorer does
-            assert index.upper_quartiles() == reference(index.bins)
+            expected = reference(index.bins)
+            if n % 2:  # the median alone first (what the scorer asks while a line is not far under it)
+                assert index.median() == expected[0]
+            assert index.upper_quartiles() == expected
+            assert index.median() == expected[0]
             assert index.count == sum(index.bins.values())
 
 

@@ -20,10 +20,12 @@
   record and one acknowledgement, and a buyer's parcels share a partition. A single declaration (not in
   a page) is scored alike.
 - A page bends the runtime's rule that ``handle`` leaves the state alone, and only this way: each
-  declaration's body is applied as soon as it is decided (``RiskState.stage``), so the next one is scored
-  against it, exactly as one record per declaration would; the page's body is the list of those bodies, and
-  ``RiskState.apply`` recognises it as applied (a replay applies them one by one). A declaration that fails
-  is not staged. What the runtime could still refuse after ``handle`` (outputs over the producer's limit; a
+  declaration's body is applied as soon as what it teaches is known (``RiskState.stage``; its hit and
+  selection follow once the re-assessments of its day, made in one batch, are back: ``Scorer.decide_page``),
+  so the next one is scored against it, exactly as one record per declaration would; the page's body is the
+  list of those bodies, and ``RiskState.apply`` recognises it as applied (a replay applies them one by one).
+  A declaration that fails before it is staged changes nothing; one that fails after (a defect in its last
+  step) is refused with `internal_error` and keeps what it taught, recorded with no hit. What the runtime could still refuse after ``handle`` (outputs over the producer's limit; a
   risk score is a few kB) would leave the live state ahead of its changelog until the partition is rebuilt;
   ``RiskState.begin_page`` logs an error when that happened.
 """
@@ -92,43 +94,46 @@ class RiskDomain:
 
     def _page(self, state: RiskState, doc: dict) -> Effects:
         """A page of declarations (what the router writes), scored in order against the state as each one
-        leaves it: every body is applied at once (``RiskState.stage``) and the page's record carries them
-        all, which the state recognises as applied already; a replay applies them one by one."""
+        leaves it (``Scorer.decide_page``): every body is staged on the state and the page's record carries
+        them all, which the state recognises as applied already; a replay applies them one by one."""
         items = page_items(doc)
         if isinstance(items, tuple):
             return self._rejected(None, *items)
         staged = state.begin_page()
-        hits, rejections, counts = [], [], []
-        for item in items:
-            try:
-                if isinstance(item, dict) and type(item) is not dict:  # an item that names a key twice
-                    problem = validate_document(item, _V2)
-                    if problem is not None:
-                        rejections.append((None, orjson.dumps(rejection(_ref(item), *problem))))
-                        counts.append(RiskCounts("rejected"))
-                        continue
-                outcome, hit, rejected, body, count = self._decide(state, item)
-            except Exception as exc:  # a defect: this declaration is refused, the page goes on
-                log.exception("risk: a declaration of a page failed")
-                detail = f"the declaration could not be scored: {type(exc).__name__}: {exc}"[:500]
-                rejections.append((None, orjson.dumps(rejection(_ref(item), "internal_error", detail))))
-                counts.append(RiskCounts("rejected"))
+        outcomes: list = [None] * len(items)  # per item: (hit, rejected, counts)
+        scored, where = [], []
+        for i, item in enumerate(items):
+            if isinstance(item, dict) and type(item) is not dict:  # an item that names a key twice
+                problem = _duplicate_key_problem(item)
+                if problem is not None:
+                    outcomes[i] = (None, (None, orjson.dumps(rejection(_ref(item), *problem))), RiskCounts("rejected"))
+                    continue
+            if isinstance(item, dict) and item.get("schema") == "assessment/1":
+                outcomes[i] = (None, None, RiskCounts("not_v2"))
                 continue
-            if body is not None:
-                state.stage(body)
-            if hit is not None:
-                hits.append(hit)
-            if rejected is not None:
-                rejections.append(rejected)
-            counts.append(count)
+            scored.append(item)
+            where.append(i)
+        for i, item, decision in zip(where, scored, self.scorer.decide_page(state, scored)):
+            if isinstance(decision, Exception):  # a defect: this declaration is refused, the page goes on
+                detail = f"the declaration could not be scored: {type(decision).__name__}: {decision}"[:500]
+                outcomes[i] = (None, (None, orjson.dumps(rejection(_ref(item), "internal_error", detail))),
+                               RiskCounts("rejected"))
+            else:
+                _, hit, rejected, _, count = self._outcome(decision)
+                outcomes[i] = (hit, rejected, count)
+        hits = [o[0] for o in outcomes if o[0] is not None]
+        rejections = [o[1] for o in outcomes if o[1] is not None]
         return Effects(outputs={RISK_HITS: hits, REJECTIONS: rejections}, body={"page": staged} if staged else None,
-                       counts=counts)
+                       counts=[o[2] for o in outcomes])
 
     def _decide(self, state: RiskState, doc: object):
         """(outcome, risk.hits message, rejections message, body, counts) of one declaration."""
         if isinstance(doc, dict) and doc.get("schema") == "assessment/1":
             return "not_v2", None, None, None, RiskCounts("not_v2")
-        decision = self.scorer.decide(state, doc)
+        return self._outcome(self.scorer.decide(state, doc))
+
+    @staticmethod
+    def _outcome(decision):
         out = decision.output
         if out is None:
             return "duplicate", None, None, None, RiskCounts("duplicate")
@@ -155,6 +160,14 @@ class RiskDomain:
             return
         for one in counts if isinstance(counts, list) else (counts,):
             self.metrics.record(one)
+
+
+def _duplicate_key_problem(item: dict) -> tuple[str, str] | None:
+    try:
+        return validate_document(item, _V2)
+    except Exception as exc:  # a defect: this declaration is refused, the page goes on
+        log.exception("risk: a declaration of a page failed")
+        return ("internal_error", f"the declaration could not be scored: {type(exc).__name__}: {exc}"[:500])
 
 
 def _ref(item: object) -> str | None:

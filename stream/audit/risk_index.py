@@ -32,9 +32,19 @@ _QUANTILES = (0.5, 0.75)  # what the indicators read (upper_quartiles)
 _STORED: dict[int, int] = {}  # record bin -> the bin DDSketch stores its representative value in
 
 
+_BINS: dict[int, int] = {}  # value -> its bin, a bounded memo: a SKU's unit price and weight recur
+_BINS_KEPT = 200_000
+
+
 def bin_of(value: int) -> int:
     """The sketch bin of a positive integer value (values under 1 count as 1)."""
-    return _MAPPING.key(float(max(value, 1)))
+    found = _BINS.get(value)
+    if found is None:
+        found = _MAPPING.key(float(max(value, 1)))
+        if len(_BINS) >= _BINS_KEPT:
+            _BINS.clear()
+        _BINS[value] = found
+    return found
 
 
 def _stored(key: int) -> int:
@@ -66,7 +76,7 @@ class Index:
     and a query steps from there to the answer (a bin or two), instead of DDSketch's scan of every bin from
     the lowest on each query and its float bookkeeping on each add."""
 
-    __slots__ = ("bins", "count", "_stored", "_keys", "_at", "_quantiles")
+    __slots__ = ("bins", "count", "_stored", "_keys", "_at", "_median", "_quantiles")
 
     def __init__(self):
         self.bins: dict[int, int] = {}     # record bin -> count
@@ -74,6 +84,7 @@ class Index:
         self._stored: dict[int, int] = {}  # stored bin -> count
         self._keys: list[int] = []         # stored bins, ascending
         self._at: list[list[int]] = []     # per quantile: [stored bin, running count up to it], once asked
+        self._median: float | None = None
         self._quantiles: tuple[float, float] | None = None
 
     def add_bin(self, key: int, count: int = 1) -> None:
@@ -90,11 +101,14 @@ class Index:
         else:
             counts[stored] = held + count
         self.count += count
-        if self._at:
-            for at in self._at:
-                if stored <= at[0]:
-                    at[1] += count
-        self._quantiles = None
+        at = self._at
+        if at:
+            median, p75 = at
+            if stored <= median[0]:
+                median[1] += count
+            if stored <= p75[0]:
+                p75[1] += count
+        self._median = self._quantiles = None
 
     def merge(self, other: "Index") -> None:
         """Fold another index in (indices learned on different partitions or workers)."""
@@ -118,11 +132,17 @@ class Index:
         at[0], at[1] = keys[pos], running
         return _MAPPING.value(keys[pos])
 
+    def median(self) -> float:
+        """The median, within 1% of the true value (what `upper_quartiles` starts with)."""
+        if self._median is None:
+            self._median = self._quantile(0, _QUANTILES[0])
+        return self._median
+
     def upper_quartiles(self) -> tuple[float, float]:
         """(median, 75th percentile), each within 1% of the true value: what the indicators read (the
         lower half holds undetected frauds, see `log_spread`)."""
         if self._quantiles is None:
-            self._quantiles = (self._quantile(0, _QUANTILES[0]), self._quantile(1, _QUANTILES[1]))
+            self._quantiles = (self.median(), self._quantile(1, _QUANTILES[1]))
         return self._quantiles
 
 
@@ -171,16 +191,22 @@ class Indices:
 
     def add(self, key: str, value_bin: int | None, weight_bin: int | None) -> None:
         """Learn one line's bins (None: that fact is not learned, e.g. it was found suspicious)."""
-        if value_bin is not None:
-            index = self.values.get(key)
-            if index is None:
-                index = self.values[key] = Index()
-            index.add_bin(value_bin)
-        if weight_bin is not None:
-            index = self.weights.get(key)
-            if index is None:
-                index = self.weights[key] = Index()
-            index.add_bin(weight_bin)
+        self.add_rows(((key, value_bin, weight_bin),))
+
+    def add_rows(self, rows) -> None:
+        """`add` for each (key, value bin, weight bin) of a record body's ``index``."""
+        values, weights = self.values, self.weights
+        for key, value_bin, weight_bin in rows:
+            if value_bin is not None:
+                index = values.get(key)
+                if index is None:
+                    index = values[key] = Index()
+                index.add_bin(value_bin)
+            if weight_bin is not None:
+                index = weights.get(key)
+                if index is None:
+                    index = weights[key] = Index()
+                index.add_bin(weight_bin)
 
     def snapshot(self) -> dict:
         return {"values": {k: _pairs(i.bins) for k, i in self.values.items()},

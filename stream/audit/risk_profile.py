@@ -152,12 +152,18 @@ class Profiles:
         ids = [p.id for p in self.profiles]
         if len(set(ids)) != len(ids):
             raise ProfileError("two risk profiles share an id")
+        self._by_day: dict[dt.date, Profile | None] = {}  # a memo: every declaration asks for its day's
 
     def in_force(self, day: dt.date) -> Profile | None:
-        for profile in self.profiles:
-            if profile.valid_from <= day <= profile.valid_to:
-                return profile
-        return None
+        try:
+            return self._by_day[day]
+        except KeyError:
+            pass
+        found = next((p for p in self.profiles if p.valid_from <= day <= p.valid_to), None)
+        if len(self._by_day) >= 10_000:
+            self._by_day.clear()
+        self._by_day[day] = found
+        return found
 
 
 def load_profiles(path: str | Path | None = None) -> Profiles:

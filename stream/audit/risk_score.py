@@ -28,7 +28,7 @@ import datetime as dt
 import hashlib
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 import orjson
@@ -76,9 +76,10 @@ class RiskState:
         self._window_sums: dict[str, tuple[int, int, int, int]] = {}
 
     # A page is scored declaration by declaration, each against the state the previous one left: the agent
-    # stages each body (applied at once) and the page's body {"page": [bodies]} is then applied by the
-    # runtime, which finds them applied (the very list staged) and does nothing; a replay of the
-    # record (a state rebuilt from the changelog) applies them one by one, to the same state.
+    # stages each body (its lessons applied at once, its outcome when the re-assessments of its day are back:
+    # ``Scorer.decide_page``) and the page's body {"page": [bodies]} is then applied by the runtime, which
+    # finds them applied (the very list staged) and does nothing; a replay of the record (a state rebuilt
+    # from the changelog) applies them one by one, to the same state.
     def begin_page(self) -> list[dict]:
         if self._staged:
             log.error("risk state: a page's %d staged bodies were never recorded", len(self._staged))
@@ -86,8 +87,14 @@ class RiskState:
         return self._staged
 
     def stage(self, body: dict) -> None:
-        self._apply_one(body)
+        """Apply what a body teaches (indices, the buyer's parcel, the traders' declarations) and keep it for
+        the page's record; its outcome (hit, selection) follows with ``settle``."""
+        self._learn(body)
         self._staged.append(body)
+
+    def settle(self, body: dict) -> None:
+        """Apply a staged body's outcome: the traders' hit and the day's selection."""
+        self._settle(body)
 
     def apply(self, body: dict) -> None:
         if body.get("snapshot"):
@@ -104,6 +111,10 @@ class RiskState:
         self._apply_one(body)
 
     def _apply_one(self, body: dict) -> None:
+        self._learn(body)
+        self._settle(body)
+
+    def _learn(self, body: dict) -> None:
         day = body["day"]
         if day > self.day:
             self._expire(day, body["keep"])
@@ -112,8 +123,7 @@ class RiskState:
         self.seen[ident] = body["digest"]
         if len(self.seen) > SEEN_LIMIT:
             del self.seen[next(iter(self.seen))]
-        for key, value_bin, weight_bin in body["index"]:
-            self.indices.add(key, value_bin, weight_bin)
+        self.indices.add_rows(body["index"])
         parcel = body.get("parcel")
         if parcel is not None:
             ref, entry, max_parcels = parcel
@@ -121,17 +131,24 @@ class RiskState:
             window.append(list(entry))
             if len(window) > max_parcels:
                 del window[0]
-        hit = body["hit"]
-        sums = self._window_sums
         for trader in body["traders"]:
-            counts = self.traders.setdefault(trader, {}).setdefault(day, [0, 0])
-            counts[0] += 1
-            counts[1] += hit
-            memo = sums.get(trader)
-            if memo is not None and memo[0] - memo[1] <= day < memo[0]:
-                del sums[trader]  # a day of its window changed
+            self.traders.setdefault(trader, {}).setdefault(day, [0, 0])[0] += 1
+            self._changed(trader, day)
+
+    def _settle(self, body: dict) -> None:
+        day = body["day"]
+        hit = body["hit"]
+        if hit:
+            for trader in body["traders"]:
+                self.traders.setdefault(trader, {}).setdefault(day, [0, 0])[1] += hit
+                self._changed(trader, day)
         if body.get("selected") == "risk":
             self.selected[day] = self.selected.get(day, 0) + 1
+
+    def _changed(self, trader: str, day: int) -> None:
+        memo = self._window_sums.get(trader)
+        if memo is not None and memo[0] - memo[1] <= day < memo[0]:
+            del self._window_sums[trader]  # a day of its window changed
 
     def _expire(self, day: int, keep: list[int]) -> None:
         split_days, trader_days = keep
@@ -200,6 +217,25 @@ class _Hit:
     revenue: int = 0
 
 
+@dataclass
+class _Scoring:
+    """A declaration between what the state tells of it and its outcome: its re-assessments may be pending."""
+    decl: dict
+    digest: str
+    day: dt.date
+    profile: Profile
+    lines: list[_Line]
+    hits: list[_Hit]                         # line indicators and splitting (a misclassification that pays
+    split: _Hit | None                       # nothing is dropped once re-assessed)
+    threshold: int | None                    # the parcel duty-free threshold in tiyn, for a parcel
+    traders: list[str]
+    trader: _Hit | None                      # trader_risk, scored last
+    requests: list[tuple[_Hit, dict]]        # re-assessments still to make, one per hit
+    fixes: list[_Hit] = field(default_factory=list)  # the hits with a line correction
+    combined: dict | None = None             # the request with every line correction, still to assess
+    combined_answer: dict | None = None
+
+
 def _ratio_text(value: float) -> str:
     return str(Decimal(value).quantize(Decimal("0.0001")))
 
@@ -217,8 +253,64 @@ class Scorer:
         self.profiles = profiles if profiles is not None else load_profiles()
         self._profile_floats: dict[str, tuple] = {}
 
-    # The one entry point: a declaration/2 (already parsed) against a partition's state.
+    # The one entry point for a declaration: a declaration/2 (already parsed) against a partition's state.
     def decide(self, state: RiskState, declaration: object) -> Decision:
+        checked = self._check(state, declaration)
+        if isinstance(checked, Decision):
+            return checked
+        scoring = self._begin(state, *checked)
+        self._resolve([scoring])
+        body = self._lessons(scoring)
+        return Decision(self._finish(state, scoring, body), body)
+
+    def decide_page(self, state: RiskState, declarations: list) -> list["Decision | Exception"]:
+        """A page's decisions, in order, exactly as ``decide`` one by one with each body applied before the
+        next declaration, each body staged on ``state`` (``RiskState.begin_page`` comes first); an exception
+        is the defect that stopped one declaration (the page goes on).
+
+        What makes it cheaper is the re-assessment: a declaration's outcome (its revenue at risk, hence its
+        score, its selection and its trader's hit) waits for the re-assessments of the declarations of its day,
+        which the engine assesses in one batch, while what it teaches (indices, the buyer's parcel, the
+        traders' declarations) is applied at once (``RiskState.stage``). The next declaration reads only the
+        lessons, the traders' hits of the days before its own and, at its selection, the selections before
+        it, so the outcomes are settled, in order, before a declaration of another day is scored and at the
+        end of the page. A line's misclassification counts only if it pays more, and whether the line
+        teaches the indices depends on it: such a declaration is re-assessed at once."""
+        results: list = [None] * len(declarations)
+        waiting: list[tuple[int, _Scoring, dict]] = []
+        for i, declaration in enumerate(declarations):
+            try:
+                checked = self._check(state, declaration)
+                if isinstance(checked, Decision):
+                    results[i] = checked
+                    continue
+                if waiting and checked[2] != waiting[0][1].day:
+                    self._settle_all(state, waiting, results)
+                    waiting = []
+                scoring = self._begin(state, *checked)
+                body = self._lessons(scoring)
+            except Exception as exc:  # a defect: nothing of this declaration was applied
+                log.exception("risk: a declaration of a page failed")
+                results[i] = exc
+                continue
+            state.stage(body)
+            waiting.append((i, scoring, body))
+        self._settle_all(state, waiting, results)
+        return results
+
+    def _settle_all(self, state: RiskState, waiting: list, results: list) -> None:
+        self._resolve([scoring for _, scoring, _ in waiting])
+        for i, scoring, body in waiting:
+            try:
+                results[i] = Decision(self._finish(state, scoring, body), body)
+            except Exception as exc:  # a defect after its lessons were applied: they stay, with no outcome
+                log.exception("risk: a declaration of a page failed after its lessons were applied")
+                body["hit"], body["selected"] = 0, None
+                results[i] = exc
+            state.settle(body)
+
+    def _check(self, state: RiskState, declaration: object):
+        """The Decision that ends a declaration here (rejection, redelivery), or what scoring it starts from."""
         problem = validate_declaration_v2(declaration)
         if problem is not None:
             ref = declaration.get("declaration_id") if isinstance(declaration, dict) else None
@@ -236,9 +328,10 @@ class Scorer:
         if profile is None:
             return Decision(rejection(ident, "no_risk_profile",
                                       f"declared_at: no risk profile is in force on {day.isoformat()}"), None)
-        return self._score(state, declaration, digest, day, profile)
+        return declaration, digest, day, profile
 
-    def _score(self, state: RiskState, decl: dict, digest: str, day: dt.date, profile: Profile) -> Decision:
+    def _begin(self, state: RiskState, decl: dict, digest: str, day: dt.date, profile: Profile) -> "_Scoring":
+        """Everything the state tells of a declaration, and its re-assessment requests (not yet assessed)."""
         lines = [_Line(i, line["qty"], parse_tiyn(line["value"]), micro(line["weight_kg"]), line["hs_code"],
                        line["origin"], line["description"], line["sku"]) for i, line in enumerate(decl["lines"])]
         hits: list[_Hit] = []
@@ -248,26 +341,55 @@ class Scorer:
         split = self._splitting(state, profile, decl, day, threshold)
         if split is not None:
             hits.append(split)
-        self._revenue(decl, lines, hits, split)
-        hits = [h for h in hits if h.indicator != "misclassification" or h.revenue > 0]  # "pays more"
-        line_fixes = [h for h in hits if h.correction is not None]
-        combined = self._combined_revenue(decl, lines, line_fixes) if len(line_fixes) > 1 else (
-            line_fixes[0].revenue if line_fixes else 0)
-        revenue = max(combined, split.revenue if split is not None else 0)
-        found = any(h.revenue > 0 for h in hits)
         traders = [f"operator:{decl['operator_bin']}"] + (
             [f"marketplace:{decl['marketplace']}"] if decl["marketplace"] is not None else [])
-        trader = self._trader_risk(state, profile, traders, day)
-        if trader is not None:
-            hits.append(trader)
+        scoring = _Scoring(decl, digest, day, profile, lines, hits, split, threshold, traders,
+                           self._trader_risk(state, profile, traders, day), self._requests(decl, lines, hits, split))
+        if any(h.indicator == "misclassification" for h in hits):
+            self._resolve([scoring])  # whether its lines teach the indices depends on it
+        scoring.hits = hits = [h for h in hits if h.indicator != "misclassification" or h.revenue > 0]  # "pays more"
+        scoring.fixes = [h for h in hits if h.correction is not None]
+        if len(scoring.fixes) > 1:
+            scoring.combined = _request(decl, lines, [h.correction for h in scoring.fixes], f"{decl['order_id']}.combined")
+        return scoring
+
+    def _lessons(self, scoring: "_Scoring") -> dict:
+        """The record body of a declaration: what it teaches, and its outcome (``hit``, ``selected``) once
+        ``_finish`` knows it."""
+        decl, profile, ordinal = scoring.decl, scoring.profile, scoring.day.toordinal()
+        return {
+            "id": decl["declaration_id"], "digest": scoring.digest, "day": ordinal,
+            "keep": [profile.split_window_days, profile.trader_window_days],
+            "index": self._learned(scoring.lines, scoring.hits),
+            "parcel": self._parcel_entry(decl, scoring.lines, ordinal, scoring.threshold, profile),
+            "traders": scoring.traders, "hit": 0, "selected": None,
+        }
+
+    def _finish(self, state: RiskState, scoring: "_Scoring", body: dict) -> dict:
+        """The risk-score/1 of a re-assessed declaration; its outcome goes into ``body``."""
+        decl, profile, hits, split = scoring.decl, scoring.profile, scoring.hits, scoring.split
+        fixes = scoring.fixes
+        if len(fixes) > 1:
+            answer = scoring.combined_answer
+            if answer is None or answer.get("schema") != "assessment/1":
+                combined = max(h.revenue for h in fixes)
+            else:
+                combined = max(0, parse_tiyn(answer["total"]) - parse_tiyn(decl["total"]))
+        else:
+            combined = fixes[0].revenue if fixes else 0
+        revenue = max(combined, split.revenue if split is not None else 0)
+        found = any(h.revenue > 0 for h in hits)
+        if scoring.trader is not None:
+            hits.append(scoring.trader)
         score = self._combine(profile, hits, revenue)
-        ordinal = day.toordinal()
+        ordinal = scoring.day.toordinal()
         selected = None
         if hits and score >= float(profile.threshold) and state.selected.get(ordinal, 0) < profile.daily_capacity:
             selected = "risk"
         elif random_draw(decl["declaration_id"]) < float(profile.random_rate):
             selected = "random"
-        output = {
+        body["hit"], body["selected"] = 1 if found else 0, selected
+        return {
             "schema": SCHEMA, "order_id": decl["order_id"], "declaration_id": decl["declaration_id"],
             "declared_at": decl["declared_at"], "score": score, "revenue_at_risk": format_tiyn(revenue),
             "selected": selected, "profile": profile.id,
@@ -275,14 +397,6 @@ class Scorer:
                       "revenue_at_risk": format_tiyn(h.revenue), "evidence": h.evidence}
                      for h in sorted(hits, key=lambda h: (INDICATORS.index(h.indicator), h.line or 0))],
         }
-        body = {
-            "id": decl["declaration_id"], "digest": digest, "day": ordinal,
-            "keep": [profile.split_window_days, profile.trader_window_days],
-            "index": self._learned(lines, hits),
-            "parcel": self._parcel_entry(decl, lines, ordinal, threshold, profile),
-            "traders": traders, "hit": 1 if found else 0, "selected": selected,
-        }
-        return Decision(output, body)
 
     @staticmethod
     def _learned(lines: list[_Line], hits: list[_Hit]) -> list[list]:
@@ -324,13 +438,12 @@ class Scorer:
             if picked is None:
                 continue
             level, index = picked
-            quartiles = index.upper_quartiles()
-            median = quartiles[0]
+            median = index.median()
             per_unit = max(amount / line.qty, 1.0)
             ratio = per_unit / median
             if ratio > max_ratio:
                 continue  # not far enough under the median, whatever the spread
-            spread = log_spread(quartiles, min_spread)
+            spread = log_spread(index.upper_quartiles(), min_spread)
             z = (math.log(median) - math.log(per_unit)) / spread
             if z < min_z:
                 continue
@@ -442,37 +555,62 @@ class Scorer:
 
     # -- revenue at risk: assess again under the rule set of the declaration's date ----------------------------
 
-    def _revenue(self, decl: dict, lines: list[_Line], hits: list[_Hit], split: _Hit | None) -> None:
-        requests, owners = [], []
+    @staticmethod
+    def _requests(decl: dict, lines: list[_Line], hits: list[_Hit], split: _Hit | None) -> list[tuple[_Hit, dict]]:
+        """(hit, request) of each hit with a corrected fact that a request can carry."""
+        out = []
         for hit in hits:
             if hit.correction is not None:
                 request = _request(decl, lines, [hit.correction], f"{decl['order_id']}.{hit.indicator}.{hit.line}")
                 if request is not None:
-                    requests.append(request)
-                    owners.append(hit)
+                    out.append((hit, request))
         if split is not None:
             request = _consignment(decl, lines, split.consignment or [])
             if request is not None:
+                out.append((split, request))
+        return out
+
+    def _resolve(self, scorings: list["_Scoring"]) -> None:
+        """Assess the pending requests of these declarations in one batch: each hit's revenue at risk, and
+        the combined correction's answer."""
+        owners, requests = [], []
+        for scoring in scorings:
+            for hit, request in scoring.requests:
+                owners.append((scoring, hit))
                 requests.append(request)
-                owners.append(split)
+            scoring.requests = []
+            if scoring.combined is not None:
+                owners.append((scoring, None))
+                requests.append(scoring.combined)
+                scoring.combined = None
         if not requests:
             return
-        paid = parse_tiyn(decl["total"])
-        for hit, answer in zip(owners, self.assessor.assess(requests)):
-            if answer.get("schema") != "assessment/1":
+        for (scoring, hit), answer in zip(owners, self._assess(requests)):
+            if hit is None:
+                scoring.combined_answer = answer
+            elif answer.get("schema") != "assessment/1":
                 hit.evidence["reassessment"] = answer["reason"]
-                continue
-            before = paid if hit is not split else parse_tiyn(hit.evidence["paid"])
-            hit.revenue = max(0, parse_tiyn(answer["total"]) - before)
+            else:
+                before = parse_tiyn(scoring.decl["total"]) if hit is not scoring.split else parse_tiyn(
+                    hit.evidence["paid"])
+                hit.revenue = max(0, parse_tiyn(answer["total"]) - before)
 
-    def _combined_revenue(self, decl: dict, lines: list[_Line], fixes: list[_Hit]) -> int:
-        request = _request(decl, lines, [h.correction for h in fixes], f"{decl['order_id']}.combined")
-        if request is None:
-            return max(h.revenue for h in fixes)
-        [answer] = self.assessor.assess([request])
-        if answer.get("schema") != "assessment/1":
-            return max(h.revenue for h in fixes)
-        return max(0, parse_tiyn(answer["total"]) - parse_tiyn(decl["total"]))
+    def _assess(self, requests: list[dict]) -> list[dict]:
+        """The engine's answers; a defect in it (it never raises on bad input) costs the request it met, as an
+        internal_error answer, not the batch."""
+        try:
+            return self.assessor.assess(requests)
+        except Exception:
+            log.exception("risk: a batch of %d re-assessments failed; assessing them one by one", len(requests))
+        answers = []
+        for request in requests:
+            try:
+                [answer] = self.assessor.assess([request])
+            except Exception as exc:
+                log.exception("risk: a re-assessment failed")
+                answer = rejection(request.get("order_id"), "internal_error", f"{type(exc).__name__}"[:100])
+            answers.append(answer)
+        return answers
 
     @staticmethod
     def _combine(profile: Profile, hits: list[_Hit], revenue: int) -> float:
@@ -498,8 +636,8 @@ def _request(decl: dict, lines: list[_Line], corrections: list[tuple], order_id:
     the unit price is value / qty in micro-KZT, exact once rounded back to the tiyn for qty < 10,000.
     """
     fixed: dict[int, dict] = {}
-    for index, field, value in corrections:
-        fixed.setdefault(index, {})[field] = value
+    for index, name, value in corrections:
+        fixed.setdefault(index, {})[name] = value
     out = []
     parcel = decl["flow"] == "parcel"
     for line in lines:
