@@ -293,8 +293,8 @@ cdef bint _is_card(object v):
     return True
 
 
-cdef bint _is_amount(object v):
-    """(?:0|[1-9][0-9]{0,11})\\.[0-9]{2}"""
+cdef bint _is_cents(object v, Py_ssize_t int_digits):
+    """(?:0|[1-9][0-9]{0,int_digits-1})\\.[0-9]{2}: a KZT amount of declaration/2"""
     cdef Py_ssize_t n, i = 0
     cdef const unsigned char *s = _ascii(v, &n)
     if s == NULL or n < 4 or not _digit(s[0]):
@@ -304,9 +304,38 @@ cdef bint _is_amount(object v):
     else:
         while i < n and _digit(s[i]):
             i += 1
-        if i > 12:
+        if i > int_digits:
             return False
     return i == n - 3 and s[i] == 46 and _digit(s[i + 1]) and _digit(s[i + 2])
+
+
+cdef bint _is_amount(object v):
+    """(?:0|[1-9][0-9]{0,11})\\.[0-9]{2}"""
+    return _is_cents(v, 12)
+
+
+cdef bint _is_digit_run(object v, Py_ssize_t lo, Py_ssize_t hi):
+    """[0-9]{lo,hi}"""
+    cdef Py_ssize_t n, i
+    cdef const unsigned char *s = _ascii(v, &n)
+    if s == NULL or n < lo or n > hi:
+        return False
+    for i in range(n):
+        if not _digit(s[i]):
+            return False
+    return True
+
+
+cdef bint _is_lower_hex(object v, Py_ssize_t length):
+    """[0-9a-f]{length}"""
+    cdef Py_ssize_t n, i
+    cdef const unsigned char *s = _ascii(v, &n)
+    if s == NULL or n != length:
+        return False
+    for i in range(n):
+        if not (_digit(s[i]) or 97 <= s[i] <= 102):
+            return False
+    return True
 
 
 cdef inline bint _base64url(unsigned char c) noexcept nogil:
@@ -457,10 +486,56 @@ def taxfree_document_pairs(dict doc):
     return pairs
 
 
+cdef object K_DECLARATION_ID = "declaration_id", K_RULE_SET = "rule_set", K_BUYER_REF = "buyer_ref", K_FX = "fx"
+cdef object K_CUSTOMS_VALUE = "customs_value", K_DUTY = "duty", K_EXCISE = "excise", K_TOTAL = "total"
+cdef object K_HS_CODE = "hs_code", K_VALUE = "value", K_WEIGHT_KG = "weight_kg", K_HS_CLASSIFIED = "hs_classified"
+cdef object K_CONFIDENCE = "confidence"
+
+
+def declaration_pairs(dict doc):
+    """The key-value pairs of a decoded declaration/2 when its string patterns hold and each line names
+    hs_classified and confidence together or neither (stream/declaration/v2.py), else -1."""
+    cdef Py_ssize_t pairs
+    cdef dict item
+    warehouse, buyer_ref, fx = _get(doc, K_WAREHOUSE), _get(doc, K_BUYER_REF), _get(doc, K_FX)
+    if not (_is_id(_get(doc, K_ORDER_ID)) and _is_id(_get(doc, K_DECLARATION_ID))
+            and (warehouse is None or _is_id(warehouse)) and _is_digits(_get(doc, K_OPERATOR_BIN), 12)
+            and (buyer_ref is None or _is_lower_hex(buyer_ref, 64)) and _is_timestamp(_get(doc, K_ORDERED_AT))
+            and _is_date(_get(doc, K_DECLARED_AT)) and _is_id(_get(doc, K_RULE_SET))
+            and _is_cents(_get(doc, K_CUSTOMS_VALUE), 18) and _is_cents(_get(doc, K_DUTY), 18)
+            and _is_cents(_get(doc, K_EXCISE), 18) and _is_cents(_get(doc, K_VAT), 18)
+            and _is_cents(_get(doc, K_TOTAL), 18) and PyDict_CheckExact(fx)):
+        return -1
+    for currency, rate in (<dict>fx).items():
+        if not (_is_upper(currency, 3) and _is_decimal(rate, 9)):
+            return -1
+    pairs = PyDict_GET_SIZE(doc) + PyDict_GET_SIZE(fx)
+    lines = _get(doc, K_LINES)
+    if not PyList_CheckExact(lines):
+        return -1
+    for line in <list>lines:
+        if not PyDict_CheckExact(line):
+            return -1
+        item = <dict>line
+        classified = _get(item, K_HS_CLASSIFIED)
+        if not (_is_id(_get(item, K_SKU)) and _is_digit_run(_get(item, K_HS_CODE), 4, 10)
+                and _is_cents(_get(item, K_VALUE), 18) and _is_cents(_get(item, K_DUTY), 18)
+                and _is_cents(_get(item, K_EXCISE), 18) and _is_cents(_get(item, K_VAT), 18)
+                and _is_upper(_get(item, K_ORIGIN), 2) and _is_decimal(_get(item, K_WEIGHT_KG), 11)):
+            return -1
+        if classified is None:
+            if _get(item, K_CONFIDENCE) is not None:
+                return -1
+        elif _get(item, K_CONFIDENCE) is None or not _is_digit_run(classified, 4, 10):
+            return -1
+        pairs += PyDict_GET_SIZE(item)
+    return pairs
+
+
 # for the tests: each matcher against its regex
 def match(str kind, value):
     """Whether ``value`` matches the pattern ``kind`` (id, bin, currency, country, money, measure,
-    timestamp, date; and the tax-free passport, card, amount, jws)."""
+    timestamp, date; the tax-free passport, card, amount, jws; declaration/2's kzt, tariff, weight, buyer_ref)."""
     if kind == "id":
         return _is_id(value)
     if kind == "bin":
@@ -485,12 +560,20 @@ def match(str kind, value):
         return _is_amount(value)
     if kind == "jws":
         return _is_jws(value)
+    if kind == "kzt":
+        return _is_cents(value, 18)
+    if kind == "tariff":
+        return _is_digit_run(value, 4, 10)
+    if kind == "weight":
+        return _is_decimal(value, 11)
+    if kind == "buyer_ref":
+        return _is_lower_hex(value, 64)
     raise ValueError(kind)
 
 
 def vouch(const unsigned char[::1] text, list docs, int kind, Py_ssize_t extra):
     """Whether the decoded ``docs`` (kind 0: assessment-request/1, 1: order/1, 2: goods-manifest/1,
-    3: taxfree-document/1) hold their patterns and, with ``extra`` pairs of an envelope, every key-value
+    3: taxfree-document/1, 4: declaration/2) hold their patterns and, with ``extra`` pairs of an envelope, every key-value
     pair of the message ``text`` (no key repeated, none dropped): the fast path's one question, in one call."""
     cdef Py_ssize_t pairs = extra, n
     for doc in docs:
@@ -500,8 +583,10 @@ def vouch(const unsigned char[::1] text, list docs, int kind, Py_ssize_t extra):
             n = order_pairs(doc)
         elif kind == 2:
             n = manifest_pairs(doc)
-        else:
+        elif kind == 3:
             n = taxfree_document_pairs(doc)
+        else:
+            n = declaration_pairs(doc)
         if n < 0:
             return False
         pairs += n

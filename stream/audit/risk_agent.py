@@ -36,6 +36,7 @@ import logging
 import orjson
 
 from stream.audit.ids import case_id_for
+from stream.audit.risk_reader import read_declarations
 from stream.audit.risk_metrics import RiskCounts, RiskMetrics
 from stream.audit.risk_score import RiskState, Scorer
 from stream.contracts.reasons import rejection
@@ -79,12 +80,21 @@ class RiskDomain:
         app.task(risk_route)
 
     def handle(self, state: RiskState, topic: str, key: bytes | None, value: bytes | None, now: float) -> Effects:
+        fast = read_declarations(value) if read_declarations is not None and value is not None else None
+        if fast is not None:  # every declaration valid (stream/audit/risk_reader.py)
+            docs, paged = fast
+            if paged:
+                return self._scored_page(state, docs, list(range(len(docs))), [None] * len(docs), True)
+            return self._one(*self._outcome(self.scorer.decide(state, docs[0], valid=True)))
         doc = parse_json_line(value) if value is not None else ("malformed_json", "the message has no value")
         if isinstance(doc, tuple):
             return self._rejected(None, *doc)
         if doc.get("schema") == "page/1":
             return self._page(state, doc)
-        outcome, hits, rejected, body, counts = self._decide(state, doc)
+        return self._one(*self._decide(state, doc))
+
+    @staticmethod
+    def _one(outcome: str, hits, rejected, body, counts) -> Effects:
         outputs = {}
         if hits is not None:
             outputs[RISK_HITS] = [hits]
@@ -99,7 +109,6 @@ class RiskDomain:
         items = page_items(doc)
         if isinstance(items, tuple):
             return self._rejected(None, *items)
-        staged = state.begin_page()
         outcomes: list = [None] * len(items)  # per item: (hit, rejected, counts)
         scored, where = [], []
         for i, item in enumerate(items):
@@ -113,7 +122,13 @@ class RiskDomain:
                 continue
             scored.append(item)
             where.append(i)
-        for i, item, decision in zip(where, scored, self.scorer.decide_page(state, scored)):
+        return self._scored_page(state, scored, where, outcomes, False)
+
+    def _scored_page(self, state: RiskState, scored: list, where: list[int], outcomes: list, valid: bool) -> Effects:
+        """The page's Effects once ``scored`` (at ``where`` among its items) are scored; ``outcomes`` holds the
+        other items' already."""
+        staged = state.begin_page()
+        for i, item, decision in zip(where, scored, self.scorer.decide_page(state, scored, valid=valid)):
             if isinstance(decision, Exception):  # a defect: this declaration is refused, the page goes on
                 detail = f"the declaration could not be scored: {type(decision).__name__}: {decision}"[:500]
                 outcomes[i] = (None, (None, orjson.dumps(rejection(_ref(item), "internal_error", detail))),

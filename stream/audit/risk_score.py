@@ -254,8 +254,9 @@ class Scorer:
         self._profile_floats: dict[str, tuple] = {}
 
     # The one entry point for a declaration: a declaration/2 (already parsed) against a partition's state.
-    def decide(self, state: RiskState, declaration: object) -> Decision:
-        checked = self._check(state, declaration)
+    def decide(self, state: RiskState, declaration: object, *, valid: bool = False) -> Decision:
+        """``valid``: the declaration passed validate_declaration_v2 already (the fast reader vouched for it)."""
+        checked = self._check(state, declaration, valid)
         if isinstance(checked, Decision):
             return checked
         scoring = self._begin(state, *checked)
@@ -263,7 +264,7 @@ class Scorer:
         body = self._lessons(scoring)
         return Decision(self._finish(state, scoring, body), body)
 
-    def decide_page(self, state: RiskState, declarations: list) -> list["Decision | Exception"]:
+    def decide_page(self, state: RiskState, declarations: list, *, valid: bool = False) -> list["Decision | Exception"]:
         """A page's decisions, in order, exactly as ``decide`` one by one with each body applied before the
         next declaration, each body staged on ``state`` (``RiskState.begin_page`` comes first); an exception
         is the defect that stopped one declaration (the page goes on).
@@ -280,7 +281,7 @@ class Scorer:
         waiting: list[tuple[int, _Scoring, dict]] = []
         for i, declaration in enumerate(declarations):
             try:
-                checked = self._check(state, declaration)
+                checked = self._check(state, declaration, valid)
                 if isinstance(checked, Decision):
                     results[i] = checked
                     continue
@@ -309,9 +310,9 @@ class Scorer:
                 results[i] = exc
             state.settle(body)
 
-    def _check(self, state: RiskState, declaration: object):
+    def _check(self, state: RiskState, declaration: object, valid: bool = False):
         """The Decision that ends a declaration here (rejection, redelivery), or what scoring it starts from."""
-        problem = validate_declaration_v2(declaration)
+        problem = None if valid else validate_declaration_v2(declaration)
         if problem is not None:
             ref = declaration.get("declaration_id") if isinstance(declaration, dict) else None
             return Decision(rejection(ref if isinstance(ref, str) else None, *problem), None)

@@ -64,6 +64,7 @@ def scan_keys(text: bytes) -> int:
 
 def _checks():
     from stream.contracts import validate as v
+    from stream.declaration import v2
     from stream.taxfree import contracts as tf
 
     return {
@@ -80,6 +81,11 @@ def _checks():
         "card": lambda s: isinstance(s, str) and tf._CARD(s) is not None,
         "amount": lambda s: isinstance(s, str) and tf._AMOUNT(s) is not None,
         "jws": lambda s: isinstance(s, str) and tf._JWS(s) is not None,
+        # declaration/2's own (stream/declaration/v2.py)
+        "kzt": lambda s: isinstance(s, str) and v2._KZT(s) is not None,
+        "tariff": lambda s: isinstance(s, str) and v2._TARIFF_CODE(s) is not None,
+        "weight": lambda s: isinstance(s, str) and v2._WEIGHT(s) is not None,
+        "buyer_ref": lambda s: isinstance(s, str) and v2._BUYER_REF(s) is not None,
     }
 
 
@@ -88,7 +94,7 @@ _CHECKS: dict = {}
 
 def match(kind: str, value) -> bool:
     """Whether ``value`` matches the pattern ``kind`` (id, bin, currency, country, money, measure,
-    timestamp, date; and the tax-free passport, card, amount, jws)."""
+    timestamp, date; the tax-free passport, card, amount, jws; declaration/2's kzt, tariff, weight, buyer_ref)."""
     if not _CHECKS:
         _CHECKS.update(_checks())
     if kind not in _CHECKS:
@@ -187,11 +193,44 @@ def taxfree_document_pairs(doc: dict) -> int:
     return pairs
 
 
+def declaration_pairs(doc: dict) -> int:
+    """The key-value pairs of a decoded declaration/2 when its string patterns hold and each line names
+    hs_classified and confidence together or neither (stream/declaration/v2.py), else -1."""
+    warehouse, buyer_ref, fx = doc.get("warehouse_id"), doc.get("buyer_ref"), doc.get("fx")
+    if not (match("id", doc.get("order_id")) and match("id", doc.get("declaration_id"))
+            and (warehouse is None or match("id", warehouse)) and match("bin", doc.get("operator_bin"))
+            and (buyer_ref is None or match("buyer_ref", buyer_ref)) and match("timestamp", doc.get("ordered_at"))
+            and match("date", doc.get("declared_at")) and match("id", doc.get("rule_set"))
+            and all(match("kzt", doc.get(k)) for k in ("customs_value", "duty", "excise", "vat", "total"))
+            and fx.__class__ is dict):
+        return -1
+    if not all(match("currency", currency) and match("money", rate) for currency, rate in fx.items()):
+        return -1
+    pairs = len(doc) + len(fx)
+    lines = doc.get("lines")
+    if lines.__class__ is not list:
+        return -1
+    for line in lines:
+        if line.__class__ is not dict:
+            return -1
+        if not (match("id", line.get("sku")) and match("tariff", line.get("hs_code"))
+                and all(match("kzt", line.get(k)) for k in ("value", "duty", "excise", "vat"))
+                and match("country", line.get("origin")) and match("weight", line.get("weight_kg"))):
+            return -1
+        classified = line.get("hs_classified")
+        if (classified is None) != (line.get("confidence") is None):
+            return -1
+        if classified is not None and not match("tariff", classified):
+            return -1
+        pairs += len(line)
+    return pairs
+
+
 def vouch(text: bytes, docs: list, kind: int, extra: int) -> bool:
     """Whether the decoded ``docs`` (kind 0: assessment-request/1, 1: order/1, 2: goods-manifest/1,
-    3: taxfree-document/1) hold their patterns and, with ``extra`` pairs of an envelope, every key-value
+    3: taxfree-document/1, 4: declaration/2) hold their patterns and, with ``extra`` pairs of an envelope, every key-value
     pair of the message ``text`` (no key repeated, none dropped): the fast path's one question, in one call."""
-    count = (request_pairs, order_pairs, manifest_pairs, taxfree_document_pairs)[kind]
+    count = (request_pairs, order_pairs, manifest_pairs, taxfree_document_pairs, declaration_pairs)[kind]
     pairs = extra
     for doc in docs:
         n = count(doc)
