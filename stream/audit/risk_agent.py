@@ -173,8 +173,7 @@ class RiskDomain:
     def on_delivered(self, counts) -> None:
         if self.metrics is None or counts is None:
             return
-        for one in counts if isinstance(counts, list) else (counts,):
-            self.metrics.record(one)
+        self.metrics.record_many(counts if isinstance(counts, list) else (counts,))
 
 
 def _duplicate_key_problem(item: dict) -> tuple[str, str] | None:

@@ -89,12 +89,27 @@ class RiskMetrics:
         registry.register(self.revenue)
 
     def record(self, counts: RiskCounts) -> None:
-        self.declarations.labels(counts.outcome).inc()
-        for indicator, _ in counts.hits:
-            self.hits.labels(indicator).inc()
-        if counts.selected is not None:
-            self.selected.labels(counts.selected).inc()
-        self.revenue.add(counts.hits, counts.selected_revenue)
+        self.record_many((counts,))
+
+    def record_many(self, many) -> None:
+        """Count a page's declarations: one increment per label, not per declaration."""
+        outcomes: dict[str, int] = {}
+        hits: dict[str, int] = {}
+        selected: dict[str, int] = {}
+        revenue: list[tuple[str, int]] = []
+        selected_revenue = 0
+        for counts in many:
+            outcomes[counts.outcome] = outcomes.get(counts.outcome, 0) + 1
+            for indicator, _ in counts.hits:
+                hits[indicator] = hits.get(indicator, 0) + 1
+            if counts.selected is not None:
+                selected[counts.selected] = selected.get(counts.selected, 0) + 1
+            revenue.extend(counts.hits)
+            selected_revenue += counts.selected_revenue
+        for counter, totals in ((self.declarations, outcomes), (self.hits, hits), (self.selected, selected)):
+            for label, n in totals.items():
+                counter.labels(label).inc(n)
+        self.revenue.add(revenue, selected_revenue)
 
 
 _default: RiskMetrics | None = None
