@@ -30,6 +30,7 @@ _MAPPING = LogarithmicMapping(RELATIVE_ACCURACY)
 _NO_BIN = None
 _QUANTILES = (0.5, 0.75)  # what the indicators read (upper_quartiles)
 _STORED: dict[int, int] = {}  # record bin -> the bin DDSketch stores its representative value in
+_VALUES: dict[int, float] = {}  # stored bin -> its representative value (bins span a few thousand keys)
 
 
 _BINS: dict[int, int] = {}  # value -> its bin, a bounded memo: a SKU's unit price and weight recur
@@ -130,7 +131,11 @@ class Index:
             pos += 1
             running += counts[keys[pos]]
         at[0], at[1] = keys[pos], running
-        return _MAPPING.value(keys[pos])
+        key = keys[pos]
+        value = _VALUES.get(key)
+        if value is None:
+            value = _VALUES[key] = _MAPPING.value(key)
+        return value
 
     def median(self) -> float:
         """The median, within 1% of the true value (what `upper_quartiles` starts with)."""

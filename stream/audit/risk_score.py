@@ -33,7 +33,7 @@ from decimal import Decimal
 
 import orjson
 
-from stream.audit.risk_index import Indices, bin_of, log_spread
+from stream.audit.risk_index import LEVELS, Indices, bin_of, log_spread
 from stream.audit.risk_profile import Profile, Profiles, load_profiles
 from stream.contracts.reasons import rejection
 from stream.declaration.engine import Assessor
@@ -194,7 +194,7 @@ class Decision:
     body: dict | None
 
 
-@dataclass
+@dataclass(slots=True)
 class _Line:
     index: int
     qty: int
@@ -206,7 +206,7 @@ class _Line:
     sku: str
 
 
-@dataclass
+@dataclass(slots=True)
 class _Hit:
     indicator: str
     line: int | None
@@ -406,14 +406,17 @@ class Scorer:
         suspicious = {(h.line, h.indicator) for h in hits if h.line is not None}
         out = []
         for line in lines:
-            if (line.index, "misclassification") in suspicious:
-                continue
-            value_bin = None if (line.index, "undervaluation") in suspicious else bin_of(_per_unit(line.value, line.qty))
-            weight_bin = None if (line.index, "weight_mismatch") in suspicious else bin_of(
-                _per_unit(line.weight6, line.qty))
-            if value_bin is None and weight_bin is None:
-                continue
-            out.extend([key, value_bin, weight_bin] for key in Indices.keys(line.hs_code, line.origin))
+            index, qty = line.index, line.qty
+            if suspicious:
+                if (index, "misclassification") in suspicious:
+                    continue
+                value_bin = None if (index, "undervaluation") in suspicious else bin_of(_per_unit(line.value, qty))
+                weight_bin = None if (index, "weight_mismatch") in suspicious else bin_of(_per_unit(line.weight6, qty))
+                if value_bin is None and weight_bin is None:
+                    continue
+            else:
+                value_bin, weight_bin = bin_of(_per_unit(line.value, qty)), bin_of(_per_unit(line.weight6, qty))
+            out += [[key, value_bin, weight_bin] for key in Indices.keys(line.hs_code, line.origin)]
         return out
 
     # -- line indicators --------------------------------------------------------------------------------
@@ -432,13 +435,16 @@ class Scorer:
         hits = []
         indices = state.indices
         _, rules, heading_confidence, min_classifier_confidence = self._floats(profile)
+        keys, min_samples = Indices.keys(line.hs_code, line.origin), profile.min_samples
         for indicator, table, (min_spread, max_ratio, min_z, full_z), amount in (
                 ("undervaluation", indices.values, rules[0], line.value),
                 ("weight_mismatch", indices.weights, rules[1], line.weight6)):
-            picked = indices.pick(table, line.hs_code, line.origin, profile.min_samples)
-            if picked is None:
+            for level, key in zip(LEVELS, keys):  # Indices.pick: the most specific with enough samples
+                index = table.get(key)
+                if index is not None and index.count >= min_samples:
+                    break
+            else:
                 continue
-            level, index = picked
             median = index.median()
             per_unit = max(amount / line.qty, 1.0)
             ratio = per_unit / median
