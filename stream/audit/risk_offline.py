@@ -3,12 +3,14 @@
 Each request is assessed (stream.declaration.engine.Assessor), declared as declaration/2
 (stream/declaration/v2.py) and scored by the same `Scorer` and `RiskState` the agent uses, with the
 state learning from each declaration before the next is scored. Assessment and declaration building
-run per chunk (they do not depend on the state); scoring stays in input order.
+run per chunk (they do not depend on the state); scoring stays in input order, a chunk scored as the agent
+scores a page (`Scorer.decide_page`: the same scores as one by one, the re-assessments in batches).
 """
 from __future__ import annotations
 
 from typing import Iterable, Iterator
 
+from stream._gc import gc_paused
 from stream.audit.risk_profile import Profiles
 from stream.audit.risk_score import RiskState, Scorer
 from stream.contracts.validate import parse_json_line
@@ -63,13 +65,18 @@ class OfflineScorer:
                                   _text_field(request, "operator_bin") or DEFAULT_OPERATOR_BIN))
             where.append(i)
         declarations = self.builder.build_many(sources)
-        for i, declaration in zip(where, declarations):
-            decision = self.scorer.decide(self.state, declaration)
-            if decision.body is not None:
-                self.state.apply(decision.body)
+        with gc_paused():  # a chunk's objects live until it is scored: collections would scan them for nothing
+            staged = self.state.begin_page()  # scored as the agent scores a page: re-assessments in batches
+            decisions = self.scorer.decide_page(self.state, declarations)
+            self.state.apply({"page": staged})  # applied as they were staged
+        for i, declaration, decision in zip(where, declarations, decisions):
             self.declarations += 1
-            results[i] = decision.output if decision.output is not None else rejection(
-                declaration["order_id"], "duplicate_declaration", "order_id: this declaration was scored before")
+            if isinstance(decision, Exception):  # a defect (logged): this one is refused, the rest go on
+                results[i] = rejection(declaration["order_id"], "internal_error",
+                                       f"the declaration could not be scored: {type(decision).__name__}")
+            else:
+                results[i] = decision.output if decision.output is not None else rejection(
+                    declaration["order_id"], "duplicate_declaration", "order_id: this declaration was scored before")
         return results  # type: ignore[return-value]
 
 
