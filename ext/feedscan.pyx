@@ -151,15 +151,20 @@ cdef bint _is_id(object v):
     return True
 
 
-cdef bint _is_digits(object v, Py_ssize_t length):
+cdef bint _is_digit_run(object v, Py_ssize_t lo, Py_ssize_t hi):
+    """[0-9]{lo,hi}"""
     cdef Py_ssize_t n, i
     cdef const unsigned char *s = _ascii(v, &n)
-    if s == NULL or n != length:
+    if s == NULL or n < lo or n > hi:
         return False
     for i in range(n):
         if not _digit(s[i]):
             return False
     return True
+
+
+cdef bint _is_digits(object v, Py_ssize_t length):
+    return _is_digit_run(v, length, length)
 
 
 cdef bint _is_upper(object v, Py_ssize_t length):
@@ -312,18 +317,6 @@ cdef bint _is_cents(object v, Py_ssize_t int_digits):
 cdef bint _is_amount(object v):
     """(?:0|[1-9][0-9]{0,11})\\.[0-9]{2}"""
     return _is_cents(v, 12)
-
-
-cdef bint _is_digit_run(object v, Py_ssize_t lo, Py_ssize_t hi):
-    """[0-9]{lo,hi}"""
-    cdef Py_ssize_t n, i
-    cdef const unsigned char *s = _ascii(v, &n)
-    if s == NULL or n < lo or n > hi:
-        return False
-    for i in range(n):
-        if not _digit(s[i]):
-            return False
-    return True
 
 
 cdef bint _is_lower_hex(object v, Py_ssize_t length):

@@ -24,17 +24,13 @@ DECLARATION_KIND = 4  # ext/feedscan.pyx `vouch`: declaration/2
 
 
 def _build() -> Callable[[bytes], tuple[list[dict], bool] | None] | None:
-    try:
-        import msgspec
-    except ImportError:  # pragma: no cover - msgspec is a dependency
-        return None
     from stream.contracts import reader as feed_reader
 
-    if feed_reader.backend() != "compiled":  # the pure-Python backend, or the scan not built
+    if feed_reader.backend() != "compiled":  # the pure-Python backend, or the scan (or msgspec) missing
         return None
     from typing import NotRequired
 
-    Meta = msgspec.Meta
+    from msgspec import Meta
 
     def text(hi: int):
         return Annotated[str, Meta(min_length=1, max_length=hi)]
@@ -76,29 +72,13 @@ def _build() -> Callable[[bytes], tuple[list[dict], bool] | None] | None:
         lines: Annotated[list[Line], Meta(min_length=1, max_length=MAX_LINES)]
         flags: list[Annotated[str, Meta(min_length=1)]]
 
-    class Page(TypedDict):
-        schema: Literal["page/1"]
-        items: Annotated[list[Declaration], Meta(min_length=1, max_length=MAX_PAGE_ITEMS)]
-
-    decode_declaration = msgspec.json.Decoder(Declaration).decode
-    decode_page = msgspec.json.Decoder(Page).decode
-    vouch = feed_reader._scan_module.vouch
-    failed = msgspec.ValidationError, msgspec.DecodeError
+    read_vouched = feed_reader.vouched_reader(Declaration, DECLARATION_KIND, MAX_PAGE_ITEMS, pages_first=True)
 
     def read(raw: bytes) -> tuple[list[dict], bool] | None:
-        """(the message's declarations, whether it was a page) when every one is valid, else None."""
-        if raw[:1] != b"{":
+        """(the message's documents, whether it was a page) when every one is valid, else None."""
+        if raw[:1] != b"{":  # leading whitespace: the usual path's to read
             return None
-        try:
-            page = decode_page(raw)
-        except failed:
-            try:
-                docs, paged, extra = [decode_declaration(raw)], False, 0
-            except failed:
-                return None
-        else:
-            docs, paged, extra = page["items"], True, len(page)
-        return (docs, paged) if vouch(raw, docs, DECLARATION_KIND, extra) else None
+        return read_vouched(raw)
 
     return read
 

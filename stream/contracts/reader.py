@@ -191,39 +191,55 @@ def _build_fast():
         arrived_at: str
         lines: Annotated[list[ManifestLine], Meta(min_length=1, max_length=MAX_LINES)]
 
-    # The string patterns msgspec does not check (ids, codes, decimal strings, dates), and the pairs the
-    # decoded documents hold against the message's: compiled (ext/feedscan.pyx), held equal to the
-    # validator's regexes.
-    vouch = _scan_module.vouch
-    decode_error = msgspec.ValidationError, msgspec.DecodeError
-
     def reader(doc_type, kind: int):
-        class Page(TypedDict):
-            schema: Literal["page/1"]
-            items: Annotated[list[doc_type], Meta(min_length=1, max_length=MAX_PAGE_ITEMS)]
+        read = vouched_reader(doc_type, kind)
 
-        decode_doc = msgspec.json.Decoder(doc_type).decode
-        decode_page = msgspec.json.Decoder(Page).decode
-
-        def read(raw: bytes) -> list | None:
+        def documents(raw: bytes) -> list | None:
             """The message's documents when the fast path can vouch for every one of them, else None."""
-            try:
-                docs = [decode_doc(raw)]
-                extra = 0
-            except decode_error:
-                try:
-                    page = decode_page(raw)
-                except decode_error:
-                    return None
-                docs, extra = page["items"], len(page)
-            return docs if vouch(raw, docs, kind, extra) else None
-        return read
+            found = read(raw)
+            return None if found is None else found[0]
+        return documents
 
     return {
         "assessment-request/1": reader(Request, 0),
         "order/1": reader(Order, 1),
         "goods-manifest/1": reader(Manifest, 2),
     }
+
+
+def vouched_reader(doc_type, kind: int, max_items: int = MAX_PAGE_ITEMS, pages_first: bool = False):
+    """A fast reader of messages of one contract (``doc_type``: its typed definition for msgspec; ``kind``: its
+    check in ext/feedscan.pyx `vouch`): a message's bytes to (its documents, whether it was a `page/1` of at
+    most ``max_items``) when it can vouch for every one, else None (the usual path reads it). msgspec decodes
+    against the definition; the compiled scan checks the string patterns msgspec does not (ids, codes,
+    decimal strings, possible dates), held equal to the validators' regexes, and that the decoded documents
+    hold every key-value pair of the message. ``pages_first``: try the page first (a feed of pages). Only
+    with the compiled scan (the caller checks `backend`)."""
+    import msgspec
+    from typing import TypedDict
+
+    Meta = msgspec.Meta
+
+    class Page(TypedDict):
+        schema: Literal["page/1"]
+        items: Annotated[list[doc_type], Meta(min_length=1, max_length=max_items)]
+
+    decoders = [(msgspec.json.Decoder(doc_type).decode, False), (msgspec.json.Decoder(Page).decode, True)]
+    if pages_first:
+        decoders.reverse()
+    vouch = _scan_module.vouch
+    decode_error = msgspec.ValidationError, msgspec.DecodeError
+
+    def read(raw: bytes) -> tuple[list, bool] | None:
+        for decode, paged in decoders:
+            try:
+                decoded = decode(raw)
+            except decode_error:
+                continue
+            docs, extra = (decoded["items"], len(decoded)) if paged else ([decoded], 0)
+            return (docs, paged) if vouch(raw, docs, kind, extra) else None
+        return None
+    return read
 
 
 _FAST = _build_fast()

@@ -26,17 +26,13 @@ DOCUMENT_KIND = 3  # ext/feedscan.pyx `vouch`: taxfree-document/1
 
 
 def _build() -> Callable[[bytes], tuple[list[dict], bool] | None] | None:
-    try:
-        import msgspec
-    except ImportError:  # pragma: no cover - msgspec is a dependency
-        return None
     from stream.contracts import reader as feed_reader
 
-    if feed_reader.backend() != "compiled":  # the pure-Python backend, or the scan not built
+    if feed_reader.backend() != "compiled":  # the pure-Python backend, or the scan (or msgspec) missing
         return None
     from typing import NotRequired
 
-    Meta = msgspec.Meta
+    from msgspec import Meta
 
     def text(hi: int):
         return Annotated[str, Meta(min_length=1, max_length=hi)]
@@ -78,29 +74,13 @@ def _build() -> Callable[[bytes], tuple[list[dict], bool] | None] | None:
         buyer: Buyer
         qr: NotRequired[Optional[Annotated[str, Meta(max_length=4096)]]]
 
-    class Page(TypedDict):
-        schema: Literal["page/1"]
-        items: Annotated[list[Document], Meta(min_length=1, max_length=MAX_PAGE_ITEMS)]
-
-    decode_document = msgspec.json.Decoder(Document).decode
-    decode_page = msgspec.json.Decoder(Page).decode
-    vouch = feed_reader._scan_module.vouch
-    failed = msgspec.ValidationError, msgspec.DecodeError
+    read_vouched = feed_reader.vouched_reader(Document, DOCUMENT_KIND, MAX_PAGE_ITEMS, pages_first=True)
 
     def read(raw: bytes) -> tuple[list[dict], bool] | None:
         """(the message's documents, whether it was a page) when every one is valid, else None."""
-        if raw[:1] != b"{":
+        if raw[:1] != b"{":  # leading whitespace: the usual path's to read
             return None
-        try:
-            page = decode_page(raw)
-        except failed:
-            try:
-                docs, paged, extra = [decode_document(raw)], False, 0
-            except failed:
-                return None
-        else:
-            docs, paged, extra = page["items"], True, len(page)
-        return (docs, paged) if vouch(raw, docs, DOCUMENT_KIND, extra) else None
+        return read_vouched(raw)
 
     return read
 
