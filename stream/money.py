@@ -17,6 +17,7 @@ TIYN_PER_KZT = 100
 _CONTEXT = Context(prec=60)
 _CENT = Decimal("0.01")
 _AMOUNT = re.compile(r"(-?)(0|[1-9][0-9]*)(?:\.([0-9]{1,2}))?").fullmatch
+_CANONICAL = re.compile(r"(?:0|[1-9][0-9]*)\.[0-9]{2}").fullmatch  # non-negative, two places
 _DECIMAL = re.compile(r"(0|[1-9][0-9]*)(?:\.([0-9]{1,6}))?").fullmatch
 
 
@@ -31,6 +32,8 @@ def parse_tiyn(amount: str | Decimal) -> int:
     """An exact KZT amount (``"123.45"``, ``"-7.5"``, ``"12"``, or a Decimal with at most two
     places) as integer tiyn. Anything else (a float, an int, more than two places) is an error:
     an integer where tiyn are expected is ambiguous (KZT or tiyn?), so it is refused, not scaled."""
+    if amount.__class__ is str and _CANONICAL(amount) is not None:  # the common case: what format_tiyn writes
+        return int(amount.replace(".", "", 1))
     if isinstance(amount, str):
         m = _AMOUNT(amount)
         if m is None:
