@@ -19,6 +19,7 @@ EXTENSIONS = {
     "stream.declaration._writer": "ext/assessment_writer.pyx",  # assessment/1 bytes from the engine's columns
     "stream.declaration._columns": "ext/request_columns.pyx",  # the engine's line columns from validated requests
     "stream.taxfree._signatures": "ext/signatures.pyx",  # a page's Ed25519 QR checks without the GIL
+    "stream.audit._risk_index": "ext/riskindex.pyx",  # the risk scorer's price and weight indices
 }
 
 COMPILER_DIRECTIVES = {
