@@ -47,7 +47,7 @@ def admit(continuity, expected, offset, topic="orders", partition=1):
 
 def test_the_expected_offset_and_redeliveries_pass_without_asking_anyone():
     continuity, seeks, probes, _ = make()
-    assert admit(continuity, None, 40)  # the partition's first page of this topic
+    assert admit(continuity, None, 0)  # the partition's first page of this topic, at the start of its log
     assert admit(continuity, 7, 7)
     assert admit(continuity, 7, 3)
     assert seeks == [] and probes == []
@@ -80,6 +80,25 @@ def test_the_seek_is_repeated_then_given_up_so_a_partition_never_stops_for_good(
     assert len(seeks) == 3  # at most max_seeks
     assert admit(continuity, 12, 14)  # given up: the next message is processed
     assert continuity.holes == {} and len(probes) == 1
+
+
+def test_the_first_messages_of_a_partition_never_applied_are_read_again_when_dropped():
+    continuity, seeks, probes, clock = make(first_offset=0)  # the log starts at 0; 0..2 were dropped
+    assert not admit(continuity, None, 3, topic="taxfree.cancellations", partition=0)
+    assert seeks == [("taxfree.cancellations", 0, 0)]
+    assert not admit(continuity, None, 4, topic="taxfree.cancellations", partition=0)  # fetched before the seek
+    assert admit(continuity, None, 0, topic="taxfree.cancellations", partition=0)
+    assert probes == [("taxfree.cancellations", 0, 0)]  # the start of the log is asked once
+    assert continuity.holes == {}
+
+
+def test_a_partition_never_applied_whose_log_starts_later_goes_on_at_its_start():
+    continuity, seeks, probes, _ = make(first_offset=40)  # offsets 0..39 deleted by retention
+    assert admit(continuity, None, 40)
+    assert seeks == [] and probes == [("orders", 1, 0)]
+    unanswered, seeks, probes, _ = make(first_offset=RuntimeError("no broker"))
+    assert admit(unanswered, None, 40)  # no answer: taken as the start, as before
+    assert admit(unanswered, None, 41) and len(probes) == 1
 
 
 def test_a_real_hole_in_the_log_is_accepted_at_once():
@@ -208,8 +227,10 @@ def test_every_page_records_its_offset_even_when_it_changes_nothing():
     assert partition.state.begin(0.0).body(page=False) is None  # a tick that changes nothing writes nothing
 
 
-def test_the_pipeline_reads_again_what_the_consumer_dropped_and_declares_every_order_once():
-    """A consumer that drops two messages once (as faust-streaming did after a rebalance): the
+@pytest.mark.parametrize("dropped", [(3, 4), (0, 1)], ids=["later", "the partition's first"])
+def test_the_pipeline_reads_again_what_the_consumer_dropped_and_declares_every_order_once(dropped):
+    """A consumer that drops two messages once (as faust-streaming did after a rebalance; the first two of
+    a partition nothing was applied from, as seen once with a worker taking over after a SIGKILL): the
     processor seeks back, the dropped pages are processed in order, every offset is acknowledged
     once and contiguously, every order is declared exactly once."""
 
@@ -230,8 +251,8 @@ def test_the_pipeline_reads_again_what_the_consumer_dropped_and_declares_every_o
             for topic, offset, doc in pages:
                 if offset == self.position[topic]:
                     self.position[topic] += 1
-                    if topic == "orders" and offset in (3, 4) and not self.dropped:
-                        if offset == 4:
+                    if topic == "orders" and offset in dropped and not self.dropped:
+                        if offset == dropped[1]:
                             self.dropped = True
                         return self.next()
                     return topic, offset, doc
@@ -263,7 +284,7 @@ def test_the_pipeline_reads_again_what_the_consumer_dropped_and_declares_every_o
         await proc.stop()
 
     asyncio.run(go())
-    assert seeks == [("orders", 3)]
+    assert seeks == [("orders", dropped[0])]
     assert [offset for topic, offset in acked if topic == "orders"] == list(range(8))
     declared = [doc["order_id"] for topic, doc in outputs.sent if topic == "declarations"]
     assert sorted(declared) == sorted(f"O-{i}-{j}" for i in range(8) for j in range(3))

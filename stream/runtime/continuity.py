@@ -7,7 +7,8 @@ offsets and drop the ones in between (faust-streaming issues 216 and 221 are of 
 here after a worker was killed, with orders never declared). Faust would also commit past such a
 hole, because its commit looks for gaps only among acknowledged offsets.
 
-`Continuity.admit` decides for a message that arrives beyond the expected offset:
+`Continuity.admit` decides for a message that arrives beyond the expected offset (before the first
+message of an input partition is applied, the first offset its log holds is the one expected):
 - it asks the broker what really follows the expected offset (`probe`). A real hole in the log
   (offsets taken by transaction markers, or records deleted by retention) is accepted at once;
 - otherwise the message is not processed and not acknowledged, and the consumer is sent back to
@@ -61,24 +62,34 @@ class Continuity:
         self.clock = clock
         self.holes: dict[tuple[str, int], _Hole] = {}
         self.last_seen: dict[tuple[str, int], float] = {}
+        self.log_starts: dict[tuple[str, int], int | None] = {}  # first offset held, of partitions not applied yet
 
     def seen(self, topic: str, partition: int) -> None:
         """A message of this input partition reached the worker (processed, skipped or held back)."""
         self.last_seen[(topic, partition)] = self.clock()
 
     async def admit(self, topic: str, partition: int, expected: int | None, offset: int) -> bool:
-        """May the message at ``offset`` be processed now (``expected`` is the offset due next)?"""
-        if expected is None or offset <= expected:
-            if self.holes:
-                self.holes.pop((topic, partition), None)
-            return True
+        """May the message at ``offset`` be processed now (``expected`` is the offset due next; None: nothing
+        of this input partition was applied yet, so the start of its log is due)?"""
         key = (topic, partition)
+        first = None  # the first offset the broker holds at or after ``expected``, once asked
+        if expected is None and offset > 0:
+            # A consumer can drop the first messages of a partition it was just given, as it drops any
+            # others: before anything is applied, the start of the log (asked once) is what is due.
+            if key not in self.log_starts:
+                self.log_starts[key] = await self._first_offset(topic, partition, 0)
+            expected = first = self.log_starts[key]
+        if expected is None or offset <= expected:  # (None: the broker did not answer; taken as the start)
+            if self.holes:
+                self.holes.pop(key, None)
+            return True
         hole = self.holes.get(key)
         if hole is not None and hole.expected == expected and offset <= hole.target:
             del self.holes[key]  # the log goes on here: what lies before it is gone
             return True
         if hole is None or hole.expected != expected:
-            first = await self._first_offset(topic, partition, expected)
+            if first is None:
+                first = await self._first_offset(topic, partition, expected)
             if first is not None and first >= offset:
                 self.holes.pop(key, None)
                 log.info("%s[%d]: offsets %d..%d are not in the log; going on at %d",
@@ -182,6 +193,8 @@ class Continuity:
             del self.holes[key]
         for key in [k for k in self.last_seen if k[1] in gone]:
             del self.last_seen[key]
+        for key in [k for k in self.log_starts if k[1] in gone]:
+            del self.log_starts[key]
 
     async def _first_offset(self, topic: str, partition: int, offset: int) -> int | None:
         """The first offset the broker holds at or after ``offset`` (None: no answer)."""
