@@ -169,25 +169,11 @@ cdef class Indices:
 
     def add_rows(self, rows):
         """`add` for each (key, value bin, weight bin) of a record body's ``index``."""
-        cdef PyObject *found
-        cdef Index index
         for key, value_bin, weight_bin in rows:
             if value_bin is not None:
-                found = PyDict_GetItem(self.values, key)
-                if found == NULL:
-                    index = Index()
-                    self.values[key] = index
-                else:
-                    index = <Index>found
-                index.add_bin(value_bin)
+                _learn(self.values, key, value_bin)
             if weight_bin is not None:
-                found = PyDict_GetItem(self.weights, key)
-                if found == NULL:
-                    index = Index()
-                    self.weights[key] = index
-                else:
-                    index = <Index>found
-                index.add_bin(weight_bin)
+                _learn(self.weights, key, weight_bin)
 
     def snapshot(self):
         return {"values": {k: _pairs(i.bins) for k, i in self.values.items()},
@@ -201,6 +187,19 @@ cdef class Indices:
                     index = table[key] = Index()
                 for b, count in pairs:
                     index.add_bin(int(b), int(count))
+
+
+cdef int _learn(dict table, object key, object bin) except -1:
+    """Add a bin to the table's index of ``key`` (a new index for a new key)."""
+    cdef PyObject *found = PyDict_GetItem(table, key)
+    cdef Index index
+    if found == NULL:
+        index = Index()
+        table[key] = index
+    else:
+        index = <Index>found
+    index.add_bin(bin)
+    return 0
 
 
 def _pairs(dict bins):
