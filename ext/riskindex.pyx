@@ -15,6 +15,7 @@ from cpython.object cimport PyObject
 
 from stream.audit.risk_bins import LEVELS, QUANTILES, bin_value, index_keys, stored_bin
 
+cdef tuple _LEVELS = tuple(LEVELS)  # the four keys of a line, most specific first (risk_bins.index_keys)
 cdef double Q_MEDIAN = QUANTILES[0]
 cdef double Q_UPPER = QUANTILES[1]
 cdef dict _STORED = {}  # record bin -> stored bin (risk_bins.stored_bin, asked once per bin)
@@ -154,13 +155,13 @@ cdef class Indices:
 
     def pick(self, dict table, str hs_code, str origin, long min_samples):
         """(level, index): the most specific index with at least ``min_samples``; None when none has."""
-        cdef Index index
-        for level, key in zip(LEVELS, index_keys(hs_code, origin)):
-            found = table.get(key)
-            if found is not None:
-                index = <Index>found
-                if index.count >= min_samples:
-                    return level, index
+        cdef tuple keys = index_keys(hs_code, origin)
+        cdef PyObject *found
+        cdef Py_ssize_t i
+        for i in range(4):
+            found = PyDict_GetItem(table, keys[i])
+            if found != NULL and (<Index>found).count >= min_samples:
+                return _LEVELS[i], <Index>found
         return None
 
     def add(self, key, value_bin, weight_bin):

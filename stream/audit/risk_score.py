@@ -33,7 +33,7 @@ from decimal import Decimal
 
 import orjson
 
-from stream.audit.risk_index import LEVELS, Indices, bin_of, log_spread
+from stream.audit.risk_index import Indices, bin_of, log_spread
 from stream.audit.risk_profile import Profile, Profiles, load_profiles
 from stream.contracts.reasons import rejection
 from stream.declaration.engine import Assessor
@@ -435,16 +435,13 @@ class Scorer:
         hits = []
         indices = state.indices
         _, rules, heading_confidence, min_classifier_confidence = self._floats(profile)
-        keys, min_samples = Indices.keys(line.hs_code, line.origin), profile.min_samples
         for indicator, table, (min_spread, max_ratio, min_z, full_z), amount in (
                 ("undervaluation", indices.values, rules[0], line.value),
                 ("weight_mismatch", indices.weights, rules[1], line.weight6)):
-            for level, key in zip(LEVELS, keys):  # Indices.pick: the most specific with enough samples
-                index = table.get(key)
-                if index is not None and index.count >= min_samples:
-                    break
-            else:
+            picked = indices.pick(table, line.hs_code, line.origin, profile.min_samples)
+            if picked is None:
                 continue
+            level, index = picked
             median = index.median()
             per_unit = max(amount / line.qty, 1.0)
             ratio = per_unit / median
