@@ -25,9 +25,10 @@
   so the next one is scored against it, exactly as one record per declaration would; the page's body is the
   list of those bodies, and ``RiskState.apply`` recognises it as applied (a replay applies them one by one).
   A declaration that fails before it is staged changes nothing; one that fails after (a defect in its last
-  step) is refused with `internal_error` and keeps what it taught, recorded with no hit. What the runtime could still refuse after ``handle`` (outputs over the producer's limit; a
-  risk score is a few kB) would leave the live state ahead of its changelog until the partition is rebuilt;
-  ``RiskState.begin_page`` logs an error when that happened.
+  step) is refused with `internal_error` and keeps what it taught, recorded with no hit. What the runtime
+  could still refuse after ``handle`` (outputs over the producer's limit; a risk score is a few kB) would
+  leave the live state ahead of its changelog until the partition is rebuilt; ``RiskState.begin_page`` logs
+  an error when that happened.
 """
 from __future__ import annotations
 
@@ -130,8 +131,7 @@ class RiskDomain:
         staged = state.begin_page()
         for i, item, decision in zip(where, scored, self.scorer.decide_page(state, scored, valid=valid)):
             if isinstance(decision, Exception):  # a defect: this declaration is refused, the page goes on
-                detail = f"the declaration could not be scored: {type(decision).__name__}: {decision}"[:500]
-                outcomes[i] = (None, (None, orjson.dumps(rejection(_ref(item), "internal_error", detail))),
+                outcomes[i] = (None, (None, orjson.dumps(rejection(_ref(item), *_defect(decision)))),
                                RiskCounts("rejected"))
             else:
                 _, hit, rejected, _, count = self._outcome(decision)
@@ -181,7 +181,11 @@ def _duplicate_key_problem(item: dict) -> tuple[str, str] | None:
         return validate_document(item, _V2)
     except Exception as exc:  # a defect: this declaration is refused, the page goes on
         log.exception("risk: a declaration of a page failed")
-        return ("internal_error", f"the declaration could not be scored: {type(exc).__name__}: {exc}"[:500])
+        return _defect(exc)
+
+
+def _defect(exc: Exception) -> tuple[str, str]:
+    return ("internal_error", f"the declaration could not be scored: {type(exc).__name__}: {exc}"[:500])
 
 
 def _ref(item: object) -> str | None:
