@@ -92,10 +92,6 @@ class RiskState:
         self._learn(body)
         self._staged.append(body)
 
-    def settle(self, body: dict) -> None:
-        """Apply a staged body's outcome: the traders' hit and the day's selection."""
-        self._settle(body)
-
     def apply(self, body: dict) -> None:
         if body.get("snapshot"):
             self._restore(body)
@@ -112,7 +108,7 @@ class RiskState:
 
     def _apply_one(self, body: dict) -> None:
         self._learn(body)
-        self._settle(body)
+        self.settle(body)
 
     def _learn(self, body: dict) -> None:
         day = body["day"]
@@ -135,7 +131,8 @@ class RiskState:
             self.traders.setdefault(trader, {}).setdefault(day, [0, 0])[0] += 1
             self._changed(trader, day)
 
-    def _settle(self, body: dict) -> None:
+    def settle(self, body: dict) -> None:
+        """Apply a staged body's outcome: the traders' hit and the day's selection."""
         day = body["day"]
         hit = body["hit"]
         if hit:
