@@ -14,30 +14,19 @@ from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.object cimport PyObject
 
 from stream.audit.risk_bins import LEVELS, QUANTILES, bin_value, index_keys, stored_bin
+from stream.audit.risk_bins import _STORED, _VALUES  # the memos stored_bin and bin_value fill
 
 cdef tuple _LEVELS = tuple(LEVELS)  # the four keys of a line, most specific first (risk_bins.index_keys)
 cdef double Q_MEDIAN = QUANTILES[0]
 cdef double Q_UPPER = QUANTILES[1]
-cdef dict _STORED = {}  # record bin -> stored bin (risk_bins.stored_bin, asked once per bin)
-cdef dict _VALUES = {}  # stored bin -> its representative value (risk_bins.bin_value)
 
 
-cdef inline object _stored_of(object key):
-    cdef PyObject *found = PyDict_GetItem(_STORED, key)
+cdef inline object _memoized(dict memo, object key, object compute):
+    """``compute(key)``, read from the memo it fills without a Python call once it is there."""
+    cdef PyObject *found = PyDict_GetItem(memo, key)
     if found != NULL:
         return <object>found
-    stored = stored_bin(key)
-    _STORED[key] = stored
-    return stored
-
-
-cdef inline object _value_of(object key):
-    cdef PyObject *found = PyDict_GetItem(_VALUES, key)
-    if found != NULL:
-        return <object>found
-    value = bin_value(key)
-    _VALUES[key] = value
-    return value
+    return compute(key)
 
 
 cdef Py_ssize_t _bisect_left(list keys, long key):
@@ -77,7 +66,7 @@ cdef class Index:
     cpdef add_bin(self, object key, long count=1):
         cdef PyObject *held = PyDict_GetItem(self.bins, key)
         PyDict_SetItem(self.bins, key, count if held == NULL else <object>held + count)
-        stored = _stored_of(key)
+        stored = _memoized(_STORED, key, stored_bin)
         held = PyDict_GetItem(self._stored, stored)
         if held == NULL:
             self._keys.insert(_bisect_left(self._keys, stored), stored)
@@ -125,7 +114,7 @@ cdef class Index:
             running += <long>counts[keys[pos]]
         self._at_bin[which] = keys[pos]
         self._at_running[which] = running
-        return _value_of(keys[pos])
+        return _memoized(_VALUES, keys[pos], bin_value)
 
     def median(self):
         """The median, within 1% of the true value (what `upper_quartiles` starts with)."""
