@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from stream import _backend
 from stream.contracts import _feedscan_py as scan_twin
 from stream.contracts import reader
+from stream.contracts import validate as _v
 from stream.contracts.reader import Rejection, read_message, read_pure
 from tests.test_contracts import (BOUNDARY_STRINGS, FIELD_SITES, MANIFEST, NEAR, ORACLE, ORDER, REQUEST, _mutate,
                                   _with, json_trees, manifests, near_dates, near_timestamps, orders, requests)
@@ -37,6 +38,7 @@ def test_compiled_reader_is_used_unless_pure_python_is_asked_for():
     else:
         assert scan_compiled is not None, "stream.contracts._feedscan is missing: run `make build`"
         assert reader.backend() == "compiled" and reader._FAST is not None
+        assert _v._KEY_SCAN is not None, "parse_json_line should check for repeated keys with the compiled scan"
 
 
 def same(got: list, expected: list) -> None:
@@ -298,3 +300,23 @@ def test_compiled_pair_counts_equal_their_twins(data):
             assert scan_compiled.vouch(raw, [candidate], kind, 0) == vouched
             page = b'{"schema":"page/1","items":[' + raw + b"," + raw + b"]}"
             assert scan_compiled.vouch(page, [candidate] * 2, kind, 2) == scan_twin.vouch(page, [candidate] * 2, kind, 2)
+
+
+@pytest.mark.skipif(_v._KEY_SCAN is None, reason="compiled scan not built (or pure-Python run)")
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(st.binary(max_size=80), st.builds(_encode, json_trees, st.one_of(st.none(), st.integers(0, 6)),
+                                                  st.builds(lambda: [0]), st.booleans(), st.booleans()).map(str.encode),
+                 st.sampled_from([b'{"a":{"b":1,"b":2}}', b'{"a\\u0062":1,"ab":2}', b'{"a":"x:y","b":[{"c":1}]}',
+                                  b'{"a":"\\u003a","b":1}', b' {"a":1} ',
+                                  b'{"schema":"page/1","items":[{"a":1,"a":2}]}'])))
+def test_parse_json_line_with_the_compiled_key_scan_equals_the_colon_count(value):
+    """parse_json_line decides "a key named twice?" with the compiled scan; without it (pure-Python runs), by
+    counting colons. Both only send a message to the exact parser, which words every duplicate_key: the
+    results are the same, whichever decides."""
+    with_scan = _v.parse_json_line(value)
+    scan, _v._KEY_SCAN = _v._KEY_SCAN, None
+    try:
+        without = _v.parse_json_line(value)
+    finally:
+        _v._KEY_SCAN = scan
+    assert with_scan == without and type(with_scan) is type(without)

@@ -77,15 +77,3 @@ def test_a_message_over_the_page_limit_is_refused_not_routed():
     [doc] = [orjson.loads(r) for r in refused]
     assert doc["reason"] == "too_large" and doc["ref"] is None and doc["source"] == "declarations/1/9/0"
     schema_validator("rejection-1.json").validate(doc)
-
-
-@settings(max_examples=500, deadline=None)
-@given(st.one_of(st.binary(max_size=80), junk.filter(lambda v: v is not None), docs.map(orjson.dumps),
-                 st.sampled_from([b'{"a":{"b":1,"b":2}}', b'{"a\\u0062":1,"ab":2}', b'{"a":"x:y","b":[{"c":1}]}',
-                                  b' {"a":1} ', b'{"schema":"page/1","items":[{"a":1,"a":2}]}'])))
-def test_the_compiled_key_check_parses_as_parse_json_line(value):
-    from stream.audit.risk_route import _parsed
-    from stream.contracts.validate import parse_json_line
-
-    got, expected = _parsed(value), parse_json_line(value)
-    assert got == expected and type(got) is type(expected)

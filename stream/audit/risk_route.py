@@ -23,14 +23,11 @@ import zlib
 
 import orjson
 
-from stream.contracts import reader as feed_reader
 from stream.contracts.reasons import rejection
 from stream.contracts.validate import MAX_PAGE_ITEMS, parse_json_line
 from stream.runtime.topics import DECLARATIONS, REJECTIONS, RISK_DECLARATIONS
 
 log = logging.getLogger(__name__)
-_scan_keys = feed_reader._scan_module.scan_keys if feed_reader.backend() == "compiled" else None
-
 PAGE_HEAD = b'{"schema":"page/1","items":['
 PAGE_TAIL = b"]}"
 
@@ -62,7 +59,7 @@ def pages_of(values: list[bytes | None], partitions: int, page_bytes: int,
         out.append((partition, PAGE_HEAD + b",".join(items) + PAGE_TAIL))
 
     for value in values:
-        doc = _parsed(value) if value is not None else None
+        doc = parse_json_line(value) if value is not None else None
         partition = partition_of(route_key(value, doc), partitions)
         if not isinstance(doc, dict) or len(value) + 1 > room:
             if partition in open_pages:
@@ -78,20 +75,6 @@ def pages_of(values: list[bytes | None], partitions: int, page_bytes: int,
     for partition in sorted(open_pages):
         close(partition)
     return out
-
-
-def _parsed(value: bytes):
-    """``parse_json_line(value)``, with its check for a key named twice made by the feed reader's compiled scan
-    when the scan can tell (the usual check re-serialises the whole document)."""
-    if _scan_keys is None:
-        return parse_json_line(value)
-    try:
-        doc = orjson.loads(value)
-    except orjson.JSONDecodeError:
-        return parse_json_line(value)  # its reason for the rejection
-    if doc.__class__ is dict and _scan_keys(value) >= 0:
-        return doc  # no object names a key twice
-    return parse_json_line(value)
 
 
 def refuse_oversized(messages, page_bytes: int) -> tuple[list[bytes | None], list[bytes]]:

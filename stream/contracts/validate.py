@@ -28,6 +28,7 @@ import re
 
 import orjson
 
+from stream._backend import PURE_PYTHON
 from stream.contracts import registry
 
 __all__ = [
@@ -585,15 +586,39 @@ def _pairs_hook(pairs: list) -> dict:
 _exact = json.JSONDecoder(object_pairs_hook=_pairs_hook)
 
 
-def _has_duplicate_keys(raw: bytes, doc: object) -> bool:
-    """Whether the message may name a key twice in one object, at C speed.
+def _compiled_key_scan():
+    """The feed reader's compiled key scan (ext/feedscan.pyx), or None in pure-Python mode or without it.
+    Imported directly, not through `load_kernel`: its twin imports this module."""
+    if PURE_PYTHON:
+        return None
+    try:
+        from stream.contracts._feedscan import DUPLICATE, scan_keys
+    except ImportError:
+        return None
+    return scan_keys, DUPLICATE
 
-    Every colon of a JSON text is either the separator of one key-value pair or a character
-    inside a string. Re-serialised, the parsed document keeps every surviving pair and every
-    string as is, so it has fewer colons than the input exactly when pairs were dropped, i.e.
-    when a key came twice. The one exception is a colon written as an escape (``\\u003a``),
-    which the re-serialisation writes plainly: such input takes the exact parser instead.
-    """
+
+_KEY_SCAN = _compiled_key_scan()
+
+
+def _has_duplicate_keys(raw: bytes, doc: object) -> bool:
+    """Whether the message may name a key twice in one object, at C speed: the compiled key scan decides in
+    one pass over the bytes, except where the raw bytes cannot tell (an escaped key, an object of more than
+    64 keys, nesting deeper than 64); there, and without the scan, the colons count."""
+    if _KEY_SCAN is not None and raw.__class__ is bytes:
+        scan_keys, duplicate = _KEY_SCAN
+        found = scan_keys(raw)
+        if found >= 0 or found == duplicate:
+            return found == duplicate
+    return _colons_dropped(raw, doc)
+
+
+def _colons_dropped(raw: bytes, doc: object) -> bool:
+    """Every colon of a JSON text is either the separator of one key-value pair or a character inside a
+    string. Re-serialised, the parsed document keeps every surviving pair and every string as is, so it has
+    fewer colons than the input exactly when pairs were dropped, i.e. when a key came twice. The one
+    exception is a colon written as an escape (``\\u003a``), which the re-serialisation writes plainly:
+    such input takes the exact parser instead."""
     if b"\\u003" in raw:
         return True
     try:
