@@ -7,7 +7,7 @@ import math
 
 import orjson
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
 from stream.audit.risk_offline import OfflineScorer
@@ -372,3 +372,37 @@ def test_score_is_finite_and_hits_ordered(assessor, feed_declarations):
             assert out["score"] == 0 and out["revenue_at_risk"] == "0.00"
         ranks = [order.index(h["indicator"]) for h in out["hits"]]
         assert ranks == sorted(ranks)
+
+
+# The scorer hands its re-assessment requests to the engine as validated (it skips validate_request): each
+# one it builds from a valid declaration/2, whatever the corrections, must be valid, or not built at all.
+KZT = st.one_of(st.integers(0, 10**6), st.integers(0, 10**20 - 1)).map(lambda t: f"{t // 100}.{t % 100:02d}")
+WEIGHT = st.one_of(st.integers(0, 10**7), st.integers(0, 10**17 - 1)).map(lambda m: f"{m // 10**6}.{m % 10**6:06d}")
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_every_reassessment_request_is_valid_or_not_made(assessor, feed_declarations, data):
+    from stream.audit.risk_score import _consignment, _lines_of, _request
+    from stream.contracts.validate import validate_request
+    from stream.declaration.v2 import validate_declaration_v2
+
+    decl = copy.deepcopy(data.draw(st.sampled_from(feed_declarations)))
+    decl["order_id"] = data.draw(st.sampled_from([decl["order_id"], "O" * 128, "A-1"]))
+    for line in decl["lines"]:
+        line["qty"] = data.draw(st.sampled_from([1, 2, 3, 7, 9999, 10**6]))
+        line["value"], line["weight_kg"] = data.draw(KZT), data.draw(WEIGHT)
+        line["hs_code"] = data.draw(st.from_regex(r"[0-9]{4,10}", fullmatch=True))
+    assume(validate_declaration_v2(decl) is None)  # only what the scorer would score
+    lines = _lines_of(decl)
+    corrections = [(data.draw(st.integers(0, len(lines) - 1)), field, value) for field, value in data.draw(
+        st.lists(st.one_of(st.tuples(st.just("value"), st.integers(0, 10**20)),
+                           st.tuples(st.just("weight6"), st.integers(0, 10**17)),
+                           st.tuples(st.just("hs_code"), st.from_regex(r"[0-9]{4,10}", fullmatch=True))),
+                 min_size=1, max_size=3))]
+    window = data.draw(st.lists(st.tuples(st.integers(0, 10**18), st.integers(0, 10**12)), max_size=4))
+    for request in (_request(decl, lines, corrections, f"{decl['order_id']}.undervaluation.0"),
+                    _consignment(decl, lines, [[0, value, weight6, 0, 1] for value, weight6 in window])):
+        event("built" if request is not None else "not built")
+        if request is not None:
+            assert validate_request(request) is None, request

@@ -48,6 +48,7 @@ STATE_VERSION = 1
 SEEN_LIMIT = 20_000       # declaration ids remembered for deduplication (a redelivery comes soon after)
 SELECTION_DAYS_KEPT = 7   # days of the audit capacity counters kept
 _MAX_MEASURE6 = 100_000 * MICRO - 1  # the largest weight an assessment request line can carry
+_MAX_MONEY6 = 10**9 * MICRO - 1      # the largest unit price it can carry (micro-KZT)
 
 
 def digest_of(declaration: dict) -> str:
@@ -330,8 +331,7 @@ class Scorer:
 
     def _begin(self, state: RiskState, decl: dict, digest: str, day: dt.date, profile: Profile) -> "_Scoring":
         """Everything the state tells of a declaration, and its re-assessment requests (not yet assessed)."""
-        lines = [_Line(i, line["qty"], parse_tiyn(line["value"]), micro(line["weight_kg"]), line["hs_code"],
-                       line["origin"], line["description"], line["sku"]) for i, line in enumerate(decl["lines"])]
+        lines = _lines_of(decl)
         hits: list[_Hit] = []
         for line in lines:
             hits.extend(self._line_hits(state, profile, line, decl["lines"][line.index]))
@@ -600,13 +600,13 @@ class Scorer:
         """The engine's answers; a defect in it (it never raises on bad input) costs the request it met, as an
         internal_error answer, not the batch."""
         try:
-            return self.assessor.assess(requests)
+            return self.assessor.assess(requests, validated=True)  # valid by construction (_request, _consignment)
         except Exception:
             log.exception("risk: a batch of %d re-assessments failed; assessing them one by one", len(requests))
         answers = []
         for request in requests:
             try:
-                [answer] = self.assessor.assess([request])
+                [answer] = self.assessor.assess([request], validated=True)
             except Exception as exc:
                 log.exception("risk: a re-assessment failed")
                 answer = rejection(request.get("order_id"), "internal_error", f"{type(exc).__name__}"[:100])
@@ -623,6 +623,11 @@ class Scorer:
         floor = float(profile.zero_revenue_weight)
         money = floor + (1.0 - floor) * revenue / (revenue + profile.revenue_scale_tiyn)
         return round(min(1.0, max(0.0, (1.0 - doubt) * money)), 4)
+
+
+def _lines_of(decl: dict) -> list[_Line]:
+    return [_Line(i, line["qty"], parse_tiyn(line["value"]), micro(line["weight_kg"]), line["hs_code"],
+                  line["origin"], line["description"], line["sku"]) for i, line in enumerate(decl["lines"])]
 
 
 def _per_unit(amount: int, qty: int) -> int:
@@ -647,9 +652,10 @@ def _request(decl: dict, lines: list[_Line], corrections: list[tuple], order_id:
         weight6 = change.get("weight6", line.weight6)
         qty = 1 if parcel else line.qty
         unit_weight6 = weight6 if parcel else (weight6 + qty // 2) // qty
-        if unit_weight6 > _MAX_MEASURE6 or value * 10**4 // qty >= 10**9 * MICRO:
+        unit_price6 = (value * 10**4 + qty // 2) // qty
+        if unit_weight6 > _MAX_MEASURE6 or unit_price6 > _MAX_MONEY6:
             return None  # beyond what a request line can carry: no exact re-assessment
-        out.append({"sku": line.sku, "qty": qty, "unit_price": format_micro((value * 10**4 + qty // 2) // qty, 2),
+        out.append({"sku": line.sku, "qty": qty, "unit_price": format_micro(unit_price6, 2),
                     "currency": "KZT", "description": line.description, "origin": line.origin,
                     "hs_code": change.get("hs_code", line.hs_code), "unit_weight_kg": format_micro(unit_weight6, 1)})
     return {"schema": "assessment-request/1", "order_id": order_id[:128], "flow": decl["flow"],
@@ -661,7 +667,7 @@ def _consignment(decl: dict, lines: list[_Line], window: list[list[int]]) -> dic
     parcels = [(e[1], e[2]) for e in window] + [(parse_tiyn(decl["customs_value"]), sum(x.weight6 for x in lines))]
     out = []
     for n, (value, weight6) in enumerate(parcels):
-        if weight6 > _MAX_MEASURE6:
+        if weight6 > _MAX_MEASURE6 or value * 10**4 > _MAX_MONEY6:
             return None
         out.append({"sku": f"P{n}", "qty": 1, "unit_price": format_micro(value * 10**4, 2), "currency": "KZT",
                     "description": "parcel", "origin": lines[0].origin, "hs_code": lines[0].hs_code,
