@@ -7,11 +7,12 @@ back: over a 30-minute soak the worker's RSS grew 57% while the Python objects i
 (tracemalloc). A fixed mmap threshold and trim threshold of 128 KB, and two arenas, return such buffers to
 the system when they are freed: the same soak stayed flat within 5% (README, "Memory").
 
-`CUSTOMS_MALLOC`: `glibc` (glibc's own, the default) or `bounded` (those settings). Not the default
-yet: with it, a SIGKILL-and-recover test of the tax-free worker failed 2 runs in 3 (a stalled input
-partition after the restart, not understood yet), against none in 4 without it. Whatever the
-`MALLOC_ARENA_MAX`, `MALLOC_MMAP_THRESHOLD_` or `MALLOC_TRIM_THRESHOLD_` environment variables set
-(glibc reads them at start) is left alone; another C library (musl, macOS) is left alone too.
+`CUSTOMS_MALLOC`: `bounded` (those settings, the default) or `glibc` (glibc's own). It became the default
+once the continuity guard (stream/runtime/continuity.py) saw a partition's first message dropped: a
+SIGKILL-and-recover test of the tax-free worker had failed with it 2 runs in 3 (a stalled input partition
+after the restart), and passed 6 of 6 with it after that fix, as did the other real-broker recovery
+tests. Whatever the `MALLOC_ARENA_MAX`, `MALLOC_MMAP_THRESHOLD_` or `MALLOC_TRIM_THRESHOLD_` environment
+variables set (glibc reads them at start) is left alone; another C library (musl, macOS) is left alone too.
 """
 from __future__ import annotations
 

@@ -39,7 +39,7 @@ ENVIRONMENT: dict[str, tuple[str, str]] = {
     "CUSTOMS_ORDER_IDS_HOURS": ("168", "warehouse: how long an order id is remembered to recognise a redelivery (after it, the same order is new)"),
     "CUSTOMS_STREAM_PUREPYTHON": ("0", "1: run every kernel on its pure-Python twin (read by stream/_backend.py)"),
     "CUSTOMS_OUTPUT_COMPRESSION": ("none", "worker: codec of the batches it writes (none, gzip, snappy, lz4, zstd); input batches of every codec are read whatever this says"),
-    "CUSTOMS_MALLOC": ("glibc", "worker: the C allocator's settings, `glibc` (its own) or `bounded` (mmap and trim thresholds 128 KB, 2 arenas: freed buffers go back to the system; the 30-minute soak's RSS stayed within 10%; stream/_malloc.py)"),
+    "CUSTOMS_MALLOC": ("bounded", "worker: the C allocator's settings, `bounded` (mmap and trim thresholds 128 KB, 2 arenas: freed buffers go back to the system; the 30-minute soak's RSS stayed within 10%; stream/_malloc.py) or `glibc` (its own)"),
     "CUSTOMS_METRICS_WAREHOUSES": ("", "metrics: warehouse ids that get a label value of their own, comma-separated; every other warehouse is counted as `other` (per-warehouse detail is in ClickHouse)"),
 }
 
