@@ -608,9 +608,11 @@ def _has_duplicate_keys(raw: bytes, doc: object) -> bool:
     if _KEY_SCAN is not None and raw.__class__ is bytes:
         scan_keys, duplicate = _KEY_SCAN
         found = scan_keys(raw)
-        if found >= 0 or found == duplicate:
-            return found == duplicate
-    return _colons_dropped(raw, doc)
+        if found == duplicate:
+            return True
+        if found >= 0:
+            return False
+    return _colons_dropped(raw, doc)  # the scan is unsure, or absent
 
 
 def _colons_dropped(raw: bytes, doc: object) -> bool:
